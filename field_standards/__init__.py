@@ -1,0 +1,1 @@
+"""The field standards: YAML data, not code (see README.md in this folder)."""

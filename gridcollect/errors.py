@@ -1,0 +1,120 @@
+"""The one catalogue of validation errors: stable codes, Chinese and English.
+
+Every error anywhere (Cerberus rules, the compiled fast path, spreadsheet cell
+conversion) is a ``FieldError(field, code, message)`` whose code is a key of
+``CATALOGUE``. Messages name the field by its label from the standard:
+``公民身份号码校验位错误 / Citizen ID number: check character is wrong``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cerberus import errors as cerberus_errors
+
+# code: (Chinese template, English template); {zh} / {en} are the field labels.
+CATALOGUE = {
+    # Cerberus built-in rules
+    "required": ("{zh}为必填项", "{en}: required field is missing"),
+    "unknown_field": ("{zh}不是本标准定义的字段", "{en}: not a field of this standard"),
+    "null": ("{zh}不能为 null", "{en}: must not be null"),
+    "empty": ("{zh}不能为空", "{en}: must not be empty"),
+    "type": ("{zh}类型错误", "{en}: wrong type"),
+    "not_in_code_table": ("{zh}不是代码表中的代码", "{en}: not a code of its code table"),
+    "too_short": ("{zh}太短", "{en}: too short"),
+    "too_long": ("{zh}太长", "{en}: too long"),
+    "too_small": ("{zh}小于允许的最小值", "{en}: below the minimum"),
+    "too_large": ("{zh}大于允许的最大值", "{en}: above the maximum"),
+    "format": ("{zh}格式错误", "{en}: wrong format"),
+    "coercion": ("{zh}无法规范化", "{en}: cannot be normalised"),
+    "invalid": ("{zh}不符合标准", "{en}: does not meet the standard"),
+    # GB 11643 citizen ID numbers
+    "id_format": ("{zh}应为18位，前17位为数字，末位为数字或X",
+                  "{en}: must be 18 characters, 17 digits then a digit or X"),
+    "checksum": ("{zh}校验位错误", "{en}: check character is wrong"),
+    "id_birth_date": ("{zh}中的出生日期不存在", "{en}: the birth date in it is not a real date"),
+    "id_birth_date_future": ("{zh}中的出生日期在未来", "{en}: the birth date in it is in the future"),
+    "id_region": ("{zh}中的地址码不是有效的行政区划代码（GB/T 2260）",
+                  "{en}: the address code in it is not a known GB/T 2260 code"),
+    # GB 32100 unified social credit codes
+    "uscc_format": ("{zh}应为18位，由数字和大写字母（不含I、O、Z、S、V）组成，第3至8位为数字",
+                    "{en}: must be 18 characters of 0-9 and A-Y without I, O, Z, S, V; "
+                    "characters 3-8 digits"),
+    "uscc_org_checksum": ("{zh}中的组织机构代码（GB 11714）校验位错误",
+                          "{en}: the GB 11714 organisation code check character is wrong"),
+    "uscc_authority": ("{zh}的登记管理部门或机构类别代码无效",
+                       "{en}: unknown registration authority or entity type"),
+    # other identifiers and codes
+    "region": ("{zh}不是有效的行政区划代码（GB/T 2260）", "{en}: not a known GB/T 2260 code"),
+    "mobile": ("{zh}不是有效的中国大陆手机号码", "{en}: not a mainland China mobile number"),
+    "phone": ("{zh}不是有效的中国大陆手机或固定电话号码",
+              "{en}: not a mainland China mobile or landline number"),
+    "house_code_grid": ("{zh}中的网格编码与所属网格不一致",
+                        "{en}: its grid part is not the submission's grid"),
+    "outside_grid": ("{zh}不在所属网格范围内", "{en}: outside the grid cell"),
+    # dates and times
+    "date": ("{zh}应为真实存在的日期 YYYY-MM-DD", "{en}: must be a real date YYYY-MM-DD"),
+    "timestamp": ("{zh}应为 ISO 8601 时间", "{en}: must be an ISO 8601 timestamp"),
+    "future": ("{zh}不能晚于当前时间", "{en}: must not be in the future"),
+    # cross-field rules
+    "sex_mismatch": ("{zh}与公民身份号码第17位不一致",
+                     "{en}: does not agree with the 17th digit of the ID number"),
+    "birth_date_mismatch": ("{zh}与公民身份号码中的出生日期不一致",
+                            "{en}: does not agree with the birth date in the ID number"),
+    "floor_above_total": ("{zh}不能大于总层数", "{en}: must not exceed the total floors"),
+    # spreadsheet cells
+    "excel_number": ("{zh}被 Excel 存成了数字，末尾几位已丢失；请把该列设为文本后重新录入",
+                     "{en}: Excel stored it as a number and its last digits are lost; "
+                     "format the column as text and enter it again"),
+    "not_a_number": ("{zh}应为数字", "{en}: must be a number"),
+    "not_an_integer": ("{zh}应为整数", "{en}: must be a whole number"),
+    "not_a_boolean": ("{zh}应为是/否", "{en}: must be yes or no"),
+    "not_json": ("{zh}不是有效的 JSON", "{en}: not valid JSON"),
+}
+
+# Cerberus error definition -> catalogue code (group errors are flattened).
+_CERBERUS_CODES = {
+    cerberus_errors.REQUIRED_FIELD.code: "required",
+    cerberus_errors.UNKNOWN_FIELD.code: "unknown_field",
+    cerberus_errors.NOT_NULLABLE.code: "null",
+    cerberus_errors.EMPTY_NOT_ALLOWED.code: "empty",
+    cerberus_errors.BAD_TYPE.code: "type",
+    cerberus_errors.UNALLOWED_VALUE.code: "not_in_code_table",
+    cerberus_errors.UNALLOWED_VALUES.code: "not_in_code_table",
+    cerberus_errors.MIN_LENGTH.code: "too_short",
+    cerberus_errors.MAX_LENGTH.code: "too_long",
+    cerberus_errors.MIN_VALUE.code: "too_small",
+    cerberus_errors.MAX_VALUE.code: "too_large",
+    cerberus_errors.REGEX_MISMATCH.code: "format",
+    cerberus_errors.COERCION_FAILED.code: "coercion",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+def message(code: str, label_zh: str, label_en: str) -> str:
+    zh, en = CATALOGUE.get(code, CATALOGUE["invalid"])
+    return zh.format(zh=label_zh, en=label_en) + " / " + en.format(zh=label_zh, en=label_en)
+
+
+def from_cerberus(error_list) -> list:
+    """Flatten a Cerberus ``ErrorList`` into ``(field_path, code)`` pairs."""
+    out = []
+    for error in error_list:
+        if error.is_group_error:
+            out.extend(from_cerberus(error.child_errors))
+            continue
+        field = ".".join(str(p) for p in error.document_path)
+        if error.code == cerberus_errors.CUSTOM.code:
+            code = error.info[0]  # our rules report the catalogue code itself
+        else:
+            code = _CERBERUS_CODES.get(error.code, "invalid")
+        out.append((field, code))
+    return out

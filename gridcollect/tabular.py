@@ -1,0 +1,246 @@
+"""Reading legacy files: CSV, XLSX, JSON, JSON Lines -> records, cells -> field types.
+
+``read_rows(path)`` yields ``(row, raw)`` with ``row`` the 1-based data row
+(header excluded) and ``raw`` a dict of column -> cell, or a ``RowError`` for a
+row that cannot be read at all. ``Converter(standard).convert(raw)`` turns
+spreadsheet cells into the field's declared type, returning the document and
+the ``(field, code)`` errors of the cells it could not convert.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import pathlib
+import re
+import unicodedata
+
+FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".json": "json",
+           ".jsonl": "jsonl", ".ndjson": "jsonl"}
+csv.field_size_limit(10 * 1024 * 1024)
+
+
+class FileError(Exception):
+    """The file as a whole cannot be read (exit code 2)."""
+
+
+class RowError:
+    """A row that is not a record at all (bad JSON line, not an object)."""
+
+    def __init__(self, code):
+        self.code = code
+
+
+def file_format(path) -> str:
+    kind = FORMATS.get(pathlib.Path(path).suffix.lower())
+    if kind is None:
+        raise FileError(f"{path}: unknown file type; use .csv, .xlsx, .json or .jsonl")
+    return kind
+
+
+def read_rows(path):
+    kind = file_format(path)
+    try:
+        yield from _READERS[kind](path)
+    except UnicodeDecodeError:
+        raise FileError(f"{path}: not UTF-8 text. Excel on Chinese Windows saves CSV as "
+                        "GBK: choose 'CSV UTF-8' when saving") from None
+    except OSError as exc:
+        raise FileError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _header(names, path):
+    header = [unicodedata.normalize("NFKC", str(n or "")).strip() for n in names]
+    seen = set()
+    for name in header:
+        if name and name in seen:
+            raise FileError(f"{path}: column {name!r} appears twice in the header")
+        seen.add(name)
+    return header
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = _header(next(reader), path)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileError(f"{path}: not a readable CSV file: {exc}") from None
+        row = 0
+        try:
+            for cells in reader:
+                row += 1
+                raw = {name: cell for name, cell in zip(header, cells) if name and cell.strip()}
+                if raw or any(c.strip() for c in cells):
+                    yield row, raw
+        except csv.Error as exc:
+            raise FileError(f"{path}: CSV error after data row {row}: {exc}") from None
+
+
+def _read_xlsx(path):
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+    import zipfile
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise FileError(f"{path}: not a readable XLSX workbook: {exc}") from None
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        try:
+            header = _header(next(rows), path)
+        except StopIteration:
+            return
+        for row, cells in enumerate(rows, start=1):
+            raw = {name: cell for name, cell in zip(header, cells)
+                   if name and cell is not None and not (isinstance(cell, str) and not cell.strip())}
+            if raw:
+                yield row, raw
+    finally:
+        book.close()
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8-sig") as handle:
+        try:
+            data = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise FileError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise FileError(f"{path}: a JSON file must hold an array of records")
+    for row, record in enumerate(data, start=1):
+        yield row, record if isinstance(record, dict) else RowError("type")
+
+
+def _read_jsonl(path):
+    with open(path, encoding="utf-8-sig") as handle:
+        row = 0
+        for line in handle:
+            if not line.strip():
+                continue
+            row += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                yield row, RowError("not_json")
+                continue
+            yield row, record if isinstance(record, dict) else RowError("type")
+
+
+_READERS = {"csv": _read_csv, "xlsx": _read_xlsx, "json": _read_json, "jsonl": _read_jsonl}
+
+# --- cell conversion ----------------------------------------------------------
+
+_INTEGER = re.compile(r"[+-]?\d+(\.0*)?\Z")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+\Z")
+_TRUE = {"1", "true", "yes", "y", "是", "有", "√"}
+_FALSE = {"0", "false", "no", "n", "否", "无", "×"}
+_LIST_SEPARATOR = re.compile(r"[;；]")
+
+
+class Converter:
+    """Converts the cells of one spreadsheet row to a standard's field types."""
+
+    def __init__(self, standard):
+        self.standard = standard
+        self.columns = {}  # column header -> field name (name, Chinese or English label)
+        for name, spec in standard.fields.items():
+            for alias in (spec.label_en, spec.label_zh, name):
+                self.columns[alias] = name
+        self.padding = {}  # field -> width of its code table's codes, where all agree
+        for name, spec in standard.fields.items():
+            codes = spec.rules.get("allowed") or ()
+            widths = {len(c) for c in codes if isinstance(c, str)}
+            if len(widths) == 1 and all(isinstance(c, str) and c.isdigit() for c in codes):
+                self.padding[name] = widths.pop()
+
+    def convert(self, raw: dict):
+        document, problems = {}, []
+        for column, cell in raw.items():
+            head, dot, sub = column.partition(".")
+            name = self.columns.get(head, head)
+            spec = self.standard.fields.get(name)
+            if dot and spec is not None and spec.type == "dict":
+                rules = (spec.rules.get("schema") or {}).get(sub, {})
+                value, code = self._cell(name + "." + sub, rules.get("type"), cell, None)
+                if code:
+                    problems.append((f"{name}.{sub}", code))
+                else:
+                    document.setdefault(name, {})[sub] = value
+                continue
+            name = self.columns.get(column, column)
+            spec = self.standard.fields.get(name)
+            if spec is None:
+                document[name] = cell
+                continue
+            value, code = self._cell(name, spec.type, cell, spec)
+            if code:
+                problems.append((name, code))
+            else:
+                document[name] = value
+        return document, problems
+
+    def _cell(self, name, kind, cell, spec):
+        if isinstance(cell, datetime.datetime):
+            cell = cell.date().isoformat() if cell.time() == datetime.time() else cell.isoformat()
+        elif isinstance(cell, datetime.date):
+            cell = cell.isoformat()
+        if kind == "string":
+            if isinstance(cell, bool):
+                return str(cell).lower(), None
+            if isinstance(cell, (int, float)):
+                return self._number_as_text(name, cell, spec)
+            if (spec is not None and spec.rules.get("coerce") == "identifier"
+                    and _SCIENTIFIC.match(cell.strip())):
+                return None, "excel_number"
+            width = self.padding.get(name)
+            if width and cell.isdigit() and len(cell) < width:
+                return cell.zfill(width), None  # Excel dropped a code's leading zeros
+            return cell, None
+        if kind == "list":
+            if not isinstance(cell, str):
+                cell = str(cell)
+            return [item.strip() for item in _LIST_SEPARATOR.split(cell) if item.strip()], None
+        text = unicodedata.normalize("NFKC", cell).strip() if isinstance(cell, str) else cell
+        if kind == "integer":
+            if isinstance(text, bool):
+                return None, "not_an_integer"
+            if isinstance(text, float):
+                return (int(text), None) if text.is_integer() else (None, "not_an_integer")
+            if isinstance(text, int) or (isinstance(text, str) and _INTEGER.match(text)):
+                return int(float(text)) if isinstance(text, str) and "." in text else int(text), None
+            return None, "not_an_integer"
+        if kind in ("number", "float"):
+            if isinstance(text, (int, float)) and not isinstance(text, bool):
+                return text, None
+            if isinstance(text, str) and _NUMBER.match(text):
+                return (int(text) if _INTEGER.match(text) and "." not in text
+                        else float(text)), None
+            return None, "not_a_number"
+        if kind == "boolean":
+            if isinstance(text, bool):
+                return text, None
+            key = str(text).strip().lower()
+            if key in _TRUE:
+                return True, None
+            if key in _FALSE:
+                return False, None
+            return None, "not_a_boolean"
+        return cell, None
+
+    def _number_as_text(self, name, number, spec):
+        """A text field Excel stored as a number."""
+        if isinstance(number, float) and not number.is_integer():
+            return repr(number), None
+        digits = str(int(number))
+        # Excel keeps 15 significant digits: an 18-digit ID is already damaged.
+        if spec is not None and spec.rules.get("coerce") == "identifier" and len(digits) > 15:
+            return None, "excel_number"
+        width = self.padding.get(name)
+        if width and len(digits) < width:
+            digits = digits.zfill(width)  # Excel dropped the leading zeros of a code
+        return digits, None
