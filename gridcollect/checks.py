@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import phonenumbers
-from stdnum.iso7064 import mod_11_2
 
 from . import ids
 
@@ -29,10 +28,10 @@ class Context:
 
     grid: object = None  # gridcollect.grids.Grid or None
     now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(CHINA))
+    today: datetime.date = field(init=False)  # the date now in China
 
-    @property
-    def today(self) -> datetime.date:
-        return self.now.astimezone(CHINA).date()
+    def __post_init__(self):
+        object.__setattr__(self, "today", self.now.astimezone(CHINA).date())
 
 
 # --- coercers ---------------------------------------------------------------
@@ -104,7 +103,7 @@ def _parse_timestamp(value: str):
 
 def _valid_id_shape(value) -> bool:
     return (isinstance(value, str) and len(value) == 18 and ids._ID_SHAPE.match(value)
-            is not None and mod_11_2.checksum(value) == 1)
+            is not None and ids.id_check_character(value) == value[17])
 
 
 def check_mobile(value, document, context):

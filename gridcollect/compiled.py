@@ -66,7 +66,7 @@ class _Mapping:
                 self.required.append(name)
             if "coerce" in rules:
                 self.coercers[name] = _coercer(rules["coerce"])
-            self.fields[name] = _field_steps(rules, checks)
+            self.fields[name] = _field_runner(rules, checks)
 
     def normalize(self, document, prefix, errors):
         for name in document:
@@ -80,14 +80,52 @@ class _Mapping:
     def validate(self, document, root, context, prefix, errors):
         fields = self.fields
         for name, value in document.items():
-            steps = fields.get(name)
-            if steps is None:
+            run = fields.get(name)
+            if run is None:
                 errors.append((prefix + str(name), "unknown_field"))
             else:
-                _run(steps, value, root, context, prefix + str(name), errors)
+                run(value, root, context, prefix + str(name), errors)
         for name in self.required:
             if name not in document:
                 errors.append((prefix + str(name), "required"))
+
+
+def _field_runner(rules, checks):
+    """One closure per field. Only nullable, type and empty can drop later rules,
+    and they come first: a value that is not None, of its type and not empty runs
+    the remaining rules straight; other values take the queue with its drops."""
+    steps = _field_steps(rules, checks)
+    plain = [step for rule, step in steps if rule not in _PRIORITY]
+    matches = _type_matcher(rules["type"]) if "type" in rules else None
+    check_empty = "empty" in rules
+
+    def run(value, root, context, path, errors):
+        if (value is None or matches is None
+                or (check_empty and isinstance(value, Sized) and len(value) == 0)):
+            _run(steps, value, root, context, path, errors)
+        elif not matches(value):
+            errors.append((path, "type"))
+        else:
+            for step in plain:
+                step(value, root, context, path, errors)
+    return run
+
+
+def _type_matcher(data_type):
+    names = (data_type,) if isinstance(data_type, str) else tuple(data_type)
+    definitions = [(_TYPES[n].included_types, _TYPES[n].excluded_types) for n in names]
+    exact = {t for n in names for t in _TYPES[n].included_types if t in (str, list, dict, int)
+             and not any(issubclass(t, excluded) for _, excluded in definitions for excluded
+                         in excluded)}
+
+    def matches(value):
+        if type(value) in exact:
+            return True
+        for included, excluded in definitions:
+            if isinstance(value, included) and not isinstance(value, excluded):
+                return True
+        return False
+    return matches
 
 
 def _run(steps, value, root, context, path, errors):
@@ -132,15 +170,12 @@ def _nullable(nullable, rules, checks):
 
 
 def _type(data_type, rules, checks):
-    names = (data_type,) if isinstance(data_type, str) else tuple(data_type)
-    definitions = [(_TYPES[n].included_types, _TYPES[n].excluded_types) for n in names]
+    matches = _type_matcher(data_type)
 
     def step(value, root, context, path, errors):
-        for included, excluded in definitions:
-            if isinstance(value, included) and not isinstance(value, excluded):
-                return None
-        errors.append((path, "type"))
-        return ALL
+        if not matches(value):
+            errors.append((path, "type"))
+            return ALL
     return step
 
 
@@ -169,7 +204,7 @@ def _allowed(allowed, rules, checks):
         return item in allowed_list
 
     def step(value, root, context, path, errors):
-        if isinstance(value, Iterable) and not isinstance(value, str):
+        if type(value) is not str and isinstance(value, Iterable):
             if not all(contains(item) for item in value):
                 errors.append((path, "not_in_code_table"))
         elif not contains(value):
@@ -179,14 +214,14 @@ def _allowed(allowed, rules, checks):
 
 def _minlength(limit, rules, checks):
     def step(value, root, context, path, errors):
-        if isinstance(value, Iterable) and len(value) < limit:
+        if (type(value) is str or isinstance(value, Iterable)) and len(value) < limit:
             errors.append((path, "too_short"))
     return step
 
 
 def _maxlength(limit, rules, checks):
     def step(value, root, context, path, errors):
-        if isinstance(value, Iterable) and len(value) > limit:
+        if (type(value) is str or isinstance(value, Iterable)) and len(value) > limit:
             errors.append((path, "too_long"))
     return step
 
@@ -248,11 +283,11 @@ def _schema(schema, rules, checks):
 
     if set(schema) - SUPPORTED or "coerce" in schema:
         raise Unsupported(f"schema: items {sorted(schema)}")
-    items = _field_steps(schema, checks)
+    items = _field_runner(schema, checks)
 
     def step(value, root, context, path, errors):
         for index, item in enumerate(value):
-            _run(items, item, root, context, f"{path}.{index}", errors)
+            items(item, root, context, f"{path}.{index}", errors)
     return step
 
 

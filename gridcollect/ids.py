@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from stdnum.iso7064 import mod_11_2
+from stdnum.cn.ric import calc_check_digit as _ric_check_character
 
 _ID_SHAPE = re.compile(r"\d{17}[\dX]\Z")
 
@@ -28,7 +28,7 @@ def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
     """
     if len(value) != 18 or not _ID_SHAPE.match(value):
         return ("id_format",)
-    if mod_11_2.checksum(value) != 1:
+    if id_check_character(value) != value[17]:
         return ("checksum",)
     birth = id_birth_date(value)
     if birth is None:
@@ -41,6 +41,11 @@ def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
     if years is None or (years[1] is not None and years[1] < birth.year):
         return ("id_region",)
     return ()
+
+
+def id_check_character(value: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits (python-stdnum)."""
+    return _ric_check_character(value)
 
 
 def id_birth_date(value: str):
