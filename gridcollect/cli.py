@@ -46,7 +46,8 @@ def main():
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, readable=True))
 @click.option("--type", "record_type", required=True, type=click.Choice(RECORD_TYPES),
               help="Record type of every row.")
 @click.option("--grid", "grid_code", metavar="CODE",
@@ -90,6 +91,9 @@ def validate(files, record_type, grid_code, standards_dir, output, jobs):
                     out.write(f"{result.file}:{result.row}: {error.field or '-'} "
                               f"[{error.code}] {error.message}\n")
     except FileError as exc:
+        if output == "json":  # keep stdout valid JSON
+            out.write("], " + json.dumps({**counts, "error": str(exc)}, ensure_ascii=False)[1:]
+                      + "\n")
         out.flush()
         click.echo(f"Error: {exc}", err=True)
         sys.exit(USAGE_ERROR)

@@ -18,13 +18,14 @@ from collections.abc import Iterable, Mapping, Sized
 import cerberus
 
 from .checks import COERCERS
+from .validator import TYPES
 
 SUPPORTED = {"type", "required", "nullable", "empty", "allowed", "minlength", "maxlength",
              "min", "max", "regex", "check_with", "schema", "coerce", "meta"}
 _NOT_VALIDATED = set(cerberus.Validator.normalization_rules) | {
     "allow_unknown", "require_all", "meta", "required"}
 _PRIORITY = ("nullable", "readonly", "type", "empty")
-_TYPES = cerberus.Validator.types_mapping
+_TYPES = TYPES
 ALL = object()  # "drop every remaining rule"
 _DROP_ON_NONE = frozenset({"allof", "allowed", "anyof", "empty", "forbidden", "items",
                            "keysrules", "min", "max", "minlength", "maxlength", "noneof",

@@ -41,23 +41,27 @@ class RowChecker:
         self.context = context
         self.converter = Converter(standard)
 
-    def check(self, kind, raw):
+    def check(self, kind, raw, source=None):
         """The errors of one row, as a tuple of ``FieldError``."""
         if isinstance(raw, RowError):
             return (self.standard.error("", raw.code),)
         problems = []
         if kind in ("csv", "xlsx"):
-            raw, problems = self.converter.convert(raw)
+            raw, problems = self.converter.convert(raw, source)
         _, pairs = self.standard.check(raw, self.context)
         if problems:  # a cell that could not be converted explains its field
             failed = {field for field, _ in problems}
-            pairs = problems + [(f, c) for f, c in pairs if f.partition(".")[0] not in failed
-                                and f not in failed]
+            pairs = problems + [(f, c) for f, c in pairs if not _explained(f, failed)]
         return tuple(self.standard.error(f, c) for f, c in pairs)
 
     def check_chunk(self, chunk):
-        kind, rows = chunk
-        return [(row, self.check(kind, raw)) for row, raw in rows]
+        source, kind, rows = chunk
+        return [(row, self.check(kind, raw, source)) for row, raw in rows]
+
+
+def _explained(field, failed) -> bool:
+    """Whether an error on ``field`` follows from cells that failed conversion."""
+    return field in failed or any(f.startswith(field + ".") for f in failed)
 
 
 _worker_checker = None
@@ -86,7 +90,7 @@ def check_files(paths, standard, context: Context, jobs=None, progress=None):
         for path in paths:
             kind = file_format(path)
             rows = read_rows(path)
-            chunks = ((kind, chunk) for chunk in iter(lambda: list(itertools.islice(rows, CHUNK)), []))
+            chunks = ((str(path), kind, chunk) for chunk in iter(lambda: list(itertools.islice(rows, CHUNK)), []))
             results = (pool.imap(_worker_check, chunks) if pool
                        else map(checker.check_chunk, chunks))
             for checked in results:

@@ -73,6 +73,9 @@ def _read_csv(path):
             for cells in reader:
                 row += 1
                 raw = {name: cell for name, cell in zip(header, cells) if name and cell.strip()}
+                for index in range(len(header), len(cells)):
+                    if cells[index].strip():  # e.g. an unquoted comma: never drop data
+                        raw[f"(column {index + 1})"] = cells[index]
                 if raw or any(c.strip() for c in cells):
                     yield row, raw
         except csv.Error as exc:
@@ -117,11 +120,9 @@ def _read_json(path):
 
 def _read_jsonl(path):
     with open(path, encoding="utf-8-sig") as handle:
-        row = 0
-        for line in handle:
+        for row, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            row += 1
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -157,34 +158,52 @@ class Converter:
             widths = {len(c) for c in codes if isinstance(c, str)}
             if len(widths) == 1 and all(isinstance(c, str) and c.isdigit() for c in codes):
                 self.padding[name] = widths.pop()
+        # text fields whose cells need a closer look: Excel-damaged identifiers, codes
+        self.careful = set(self.padding) | {name for name, spec in standard.fields.items()
+                                            if spec.rules.get("coerce") == "identifier"}
+        self._plans = {}
+        self._targets = {}  # (field, sub-field) -> the column that fills it
 
-    def convert(self, raw: dict):
+    def convert(self, raw: dict, source=None):
+        """Convert one row of ``source`` (its file: a column maps to one field per file)."""
         document, problems = {}, []
+        plans = self._plans
         for column, cell in raw.items():
-            head, dot, sub = column.partition(".")
-            name = self.columns.get(head, head)
-            spec = self.standard.fields.get(name)
-            if dot and spec is not None and spec.type == "dict":
-                rules = (spec.rules.get("schema") or {}).get(sub, {})
-                value, code = self._cell(name + "." + sub, rules.get("type"), cell, None)
-                if code:
-                    problems.append((f"{name}.{sub}", code))
-                else:
-                    document.setdefault(name, {})[sub] = value
-                continue
-            name = self.columns.get(column, column)
-            spec = self.standard.fields.get(name)
-            if spec is None:
-                document[name] = cell
-                continue
-            value, code = self._cell(name, spec.type, cell, spec)
-            if code:
-                problems.append((name, code))
+            plan = plans.get((source, column))
+            if plan is None:
+                plan = plans[source, column] = self._plan(column)
+                other = self._targets.setdefault((source, plan[:2]), column)
+                if other != column:
+                    raise FileError(f"columns {other!r} and {column!r} are the same field")
+            name, sub, kind, spec = plan
+            if kind == "string" and type(cell) is str and name not in self.careful:
+                value, code = cell, None  # the common case: text into a text field
             else:
+                value, code = self._cell(name if sub is None else f"{name}.{sub}", kind, cell,
+                                         spec)
+            if code:
+                problems.append((name if sub is None else f"{name}.{sub}", code))
+            elif sub is None:
                 document[name] = value
+            else:
+                document.setdefault(name, {})[sub] = value
         return document, problems
 
+    def _plan(self, column):
+        """``(field, sub-field or None, type, FieldSpec)`` for a column header."""
+        head, dot, sub = column.partition(".")
+        name = self.columns.get(head, head)
+        spec = self.standard.fields.get(name)
+        if dot and spec is not None and spec.type == "dict":
+            rules = (spec.rules.get("schema") or {}).get(sub, {})
+            return name, sub, rules.get("type"), None
+        name = self.columns.get(column, column)
+        spec = self.standard.fields.get(name)
+        return name, None, spec.type if spec else None, spec
+
     def _cell(self, name, kind, cell, spec):
+        if kind is None:  # not a field of the standard: validation reports it
+            return cell, None
         if isinstance(cell, datetime.datetime):
             cell = cell.date().isoformat() if cell.time() == datetime.time() else cell.isoformat()
         elif isinstance(cell, datetime.date):
@@ -198,8 +217,8 @@ class Converter:
                     and _SCIENTIFIC.match(cell.strip())):
                 return None, "excel_number"
             width = self.padding.get(name)
-            if width and cell.isdigit() and len(cell) < width:
-                return cell.zfill(width), None  # Excel dropped a code's leading zeros
+            if width and cell.strip().isdigit() and len(cell.strip()) < width:
+                return cell.strip().zfill(width), None  # Excel dropped a code's leading zeros
             return cell, None
         if kind == "list":
             if not isinstance(cell, str):
@@ -237,8 +256,10 @@ class Converter:
         if isinstance(number, float) and not number.is_integer():
             return repr(number), None
         digits = str(int(number))
-        # Excel keeps 15 significant digits: an 18-digit ID is already damaged.
-        if spec is not None and spec.rules.get("coerce") == "identifier" and len(digits) > 15:
+        # Excel keeps 15 significant digits: a longer number it stored is already
+        # damaged (a float, or zeros past the 15th digit).
+        if (spec is not None and spec.rules.get("coerce") == "identifier" and len(digits) > 15
+                and (isinstance(number, float) or not digits[15:].strip("0"))):
             return None, "excel_number"
         width = self.padding.get(name)
         if width and len(digits) < width:

@@ -10,8 +10,13 @@ every input; ``tests/test_differential.py`` proves it.
 from __future__ import annotations
 
 import cerberus
+from cerberus import TypeDefinition
 
 from .checks import COERCERS, Context
+
+# JSON true is not a floor number: unlike Cerberus' default, integer excludes bool.
+TYPES = {**cerberus.Validator.types_mapping,
+         "integer": TypeDefinition("integer", (int,), (bool,))}
 
 
 def _check_method(check):
@@ -34,6 +39,7 @@ def _coerce_method(coercer):
 def validator_class(checks: dict) -> type:
     """A Validator subclass with the given named checks (private registries)."""
     namespace = {f"_check_with_{name}": _check_method(check) for name, check in checks.items()}
+    namespace["types_mapping"] = TYPES
     namespace.update(
         {f"_normalize_coerce_{name}": _coerce_method(c) for name, c in COERCERS.items()})
     return type("GridValidator", (cerberus.Validator,), namespace)

@@ -104,7 +104,8 @@ REQUIRED = {  # SPEC section 3: required in the city-wide standard
 
 @pytest.mark.parametrize("record_type", sorted(REQUIRED))
 def test_required_fields_missing(record_type):
-    assert sorted(verdict(record_type, {})) == sorted((f, "required") for f in REQUIRED[record_type])
+    expected = sorted((field, "required") for field in REQUIRED[record_type])
+    assert sorted(verdict(record_type, {})) == expected
 
 
 @pytest.mark.parametrize("record_type, field", [(t, f) for t in REQUIRED for f in REQUIRED[t]])
