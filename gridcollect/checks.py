@@ -31,6 +31,8 @@ class Context:
     today: datetime.date = field(init=False)  # the date now in China
 
     def __post_init__(self):
+        if self.now.tzinfo is None:  # a naive time is China Standard Time
+            object.__setattr__(self, "now", self.now.replace(tzinfo=CHINA))
         object.__setattr__(self, "today", self.now.astimezone(CHINA).date())
 
 

@@ -20,6 +20,10 @@ FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".json": "json",
 csv.field_size_limit(10 * 1024 * 1024)
 
 
+def _as_list(value):
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
 class FileError(Exception):
     """The file as a whole cannot be read (exit code 2)."""
 
@@ -141,6 +145,8 @@ _SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+\Z")
 _TRUE = {"1", "true", "yes", "y", "是", "有", "√"}
 _FALSE = {"0", "false", "no", "n", "否", "无", "×"}
 _LIST_SEPARATOR = re.compile(r"[;；]")
+# how spreadsheets in Chinese locales write a date: 1987/1/1, 1987.1.1, 1987年1月1日
+_LOCAL_DATE = re.compile(r"(\d{4})\s*[/.年-]\s*(\d{1,2})\s*[/.月-]\s*(\d{1,2})\s*日?\Z")
 
 
 class Converter:
@@ -158,9 +164,12 @@ class Converter:
             widths = {len(c) for c in codes if isinstance(c, str)}
             if len(widths) == 1 and all(isinstance(c, str) and c.isdigit() for c in codes):
                 self.padding[name] = widths.pop()
-        # text fields whose cells need a closer look: Excel-damaged identifiers, codes
-        self.careful = set(self.padding) | {name for name, spec in standard.fields.items()
-                                            if spec.rules.get("coerce") == "identifier"}
+        self.dates = {name for name, spec in standard.fields.items()
+                      if "date" in _as_list(spec.rules.get("check_with"))}
+        # text fields whose cells need a closer look: Excel-damaged identifiers, codes, dates
+        self.careful = set(self.padding) | self.dates | {
+            name for name, spec in standard.fields.items()
+            if spec.rules.get("coerce") == "identifier"}
         self._plans = {}
         self._targets = {}  # (field, sub-field) -> the column that fills it
 
@@ -216,6 +225,11 @@ class Converter:
             if (spec is not None and spec.rules.get("coerce") == "identifier"
                     and _SCIENTIFIC.match(cell.strip())):
                 return None, "excel_number"
+            if name in self.dates:
+                local = _LOCAL_DATE.match(unicodedata.normalize("NFKC", cell).strip())
+                if local:
+                    year, month, day = local.groups()
+                    return f"{year}-{int(month):02d}-{int(day):02d}", None
             width = self.padding.get(name)
             if width and cell.strip().isdigit() and len(cell.strip()) < width:
                 return cell.strip().zfill(width), None  # Excel dropped a code's leading zeros

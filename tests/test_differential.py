@@ -198,3 +198,29 @@ def test_compiled_path_agrees_with_cerberus(standards, context, record_type, gri
     agree()
     # the generator must reach both verdicts, or the comparison proves little
     assert seen["valid"] > EXAMPLES // 50 and seen["invalid"] > EXAMPLES // 50, seen
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=8)
+
+
+@pytest.mark.parametrize("record_type", ["person", "house", "organization", "event"])
+def test_any_json_object_gets_a_verdict_not_an_exception(standards, context, record_type):
+    standard = standards.effective(record_type)
+    names = st.sampled_from(sorted(standard.fields)) | st.text(max_size=4)
+    cerberus_validator = standard.cerberus_validator(context)
+
+    @settings(max_examples=300, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(names, JSON, max_size=6))
+    def verdict(record):
+        result = standard.validate(record, grid=context.grid, now=context.now)
+        assert result.valid is False or result.errors == []
+        cerberus_validator.validate(record)
+        assert sorted((e.field, e.code) for e in result.errors) == sorted(
+            errors.from_cerberus(cerberus_validator._errors))
+
+    verdict()

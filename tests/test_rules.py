@@ -542,3 +542,14 @@ def test_occurred_at_not_iso_8601(occurred_at):
 ])
 def test_description_length(description, expected):
     assert verdict("event", record("event", description=description)) == expected
+
+
+def test_a_naive_now_is_china_time():
+    # 2026-11-21 01:00 in China is still 2026-11-20 in UTC: a birth on the 21st is not future
+    body = "11010520261121002"
+    rec = record("person", id_number=with_check(body), birth_date="2026-11-21", sex="2")
+    naive = datetime.datetime(2026, 11, 21, 1, 0)
+    assert validate("person", rec, now=naive).valid
+    assert [(e.field, e.code) for e in validate(
+        "person", rec, now=datetime.datetime(2026, 11, 20, 23, 0)).errors] == [
+        ("id_number", "id_birth_date_future"), ("birth_date", "future")]
