@@ -25,7 +25,6 @@ SUPPORTED = {"type", "required", "nullable", "empty", "allowed", "minlength", "m
 _NOT_VALIDATED = set(cerberus.Validator.normalization_rules) | {
     "allow_unknown", "require_all", "meta", "required"}
 _PRIORITY = ("nullable", "readonly", "type", "empty")
-_TYPES = TYPES
 ALL = object()  # "drop every remaining rule"
 _DROP_ON_NONE = frozenset({"allof", "allowed", "anyof", "empty", "forbidden", "items",
                            "keysrules", "min", "max", "minlength", "maxlength", "noneof",
@@ -114,10 +113,11 @@ def _field_runner(rules, checks):
 
 def _type_matcher(data_type):
     names = (data_type,) if isinstance(data_type, str) else tuple(data_type)
-    definitions = [(_TYPES[n].included_types, _TYPES[n].excluded_types) for n in names]
-    exact = {t for n in names for t in _TYPES[n].included_types if t in (str, list, dict, int)
-             and not any(issubclass(t, excluded) for _, excluded in definitions for excluded
-                         in excluded)}
+    definitions = [(TYPES[n].included_types, TYPES[n].excluded_types) for n in names]
+    excluded_anywhere = tuple(t for _, excluded in definitions for t in excluded)
+    # plain types matched by identity first: the common case costs one set lookup
+    exact = {t for included, _ in definitions for t in included
+             if t in (str, list, dict, int) and not issubclass(t, excluded_anywhere)}
 
     def matches(value):
         if type(value) in exact:

@@ -138,7 +138,7 @@ def _load_code_table(path: pathlib.Path) -> CodeTable:
 class Standard:
     """The effective standard of one record type for a grid cell (or city-wide)."""
 
-    def __init__(self, record_type, version, label, fields, checks):
+    def __init__(self, record_type, version, label, fields, checks, validator_cls):
         self.record_type = record_type
         self.version = version
         self.label_zh, self.label_en = label
@@ -149,7 +149,7 @@ class Standard:
         self.digest = hashlib.sha256(json.dumps(
             [record_type, version, {n: vars(f) for n, f in fields.items()}],
             sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
-        self._validator_class = validator_class(checks)
+        self._validator_class = validator_cls
         self._local = threading.local()
         try:
             self._compiled = compile_schema(self.schema, checks)
@@ -231,7 +231,7 @@ class Standards:
             if table.checked_by is not None and table.checked_by not in self.checks:
                 raise StandardError(f"{self.path / 'codes' / table.name}.yaml: checked_by "
                                     f"names no known check: {table.checked_by!r}")
-        self._rule_checker = validator_class(self.checks)
+        self.validator_class = validator_class(self.checks)
         self.base = {}
         for record_type in RECORD_TYPES:
             file = self.path / f"{record_type}.yaml"
@@ -313,7 +313,7 @@ class Standards:
     def _check_rules(self, where, spec: FieldSpec):
         rules = _with_defaults(spec, self.code_tables)
         try:
-            self._rule_checker({spec.name: rules})
+            self.validator_class({spec.name: rules})
         except cerberus.SchemaError as exc:
             raise StandardError(f"{where}: invalid rules: {exc}") from None
         coerce = rules.get("coerce")
@@ -355,7 +355,8 @@ class Standards:
         effective = {name: FieldSpec(**{**vars(spec),
                                         "rules": _with_defaults(spec, self.code_tables)})
                      for name, spec in fields.items()}
-        return Standard(record_type, version, base["label"], effective, self.checks)
+        return Standard(record_type, version, base["label"], effective, self.checks,
+                        self.validator_class)
 
     def _tighten(self, where, spec: FieldSpec, raw) -> FieldSpec:
         """An overlay on an existing field: it may only make the rules stricter."""

@@ -25,7 +25,6 @@ def _check_method(check):
         for code in check(value, self.root_document, context):
             self._error(field, code)
 
-    method.__doc__ = "{'type': 'string'}"
     return method
 
 

@@ -157,3 +157,20 @@ def test_load_standards_defaults_to_the_bundled_folder():
 def test_every_message_is_bilingual():
     for code, (zh, en) in CATALOGUE.items():
         assert "{zh}" in zh and "{en}" in en, code
+
+
+def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "overlays" / "420503").mkdir()
+    (folder / "overlays" / "420503" / "house.yaml").write_text(
+        "version: 1\nfields:\n  owner_name:\n    rules: {dependencies: owner_id_number}\n",
+        encoding="utf-8")
+    house = Standards(folder).effective("house", "420503001001001")
+    assert house._compiled is None
+    record = {"house_code": "420503001001001-001-01-0101", "address": "伍家岗区", "usage": "1"}
+    assert house.validate(record).valid
+    result = house.validate({**record, "owner_name": "王五"})
+    assert [(e.field, e.code) for e in result.errors] == [("owner_name", "invalid")]
+    assert house.validate({**record, "owner_name": "王五",
+                           "owner_id_number": "11010519491231002x"}).document[
+        "owner_id_number"] == "11010519491231002X"
