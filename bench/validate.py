@@ -42,7 +42,8 @@ def person(rng: random.Random, index: int) -> dict:
     record = {
         "id_number": number, "name": rng.choice(NAMES), "sex": ids.id_sex(number),
         "birth_date": birth.isoformat(), "ethnicity": rng.choice(["01", "01", "01", "15"]),
-        "phone": f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+        "phone": f"{rng.choice(['138', '139', '150', '186', '133', '177', '199'])}"
+                 f"{rng.randrange(10**8):08d}",
         "residence_type": rng.choice("1112"), "household_region": rng.choice(REGIONS),
         "house_code": f"420502001002003-{rng.randrange(1, 40):03d}-01-{rng.randrange(101, 1899):04d}",
         "relationship": rng.choice(["02", "10", "20", "30"]),

@@ -80,9 +80,9 @@ COERCERS = {
 # --- checks -----------------------------------------------------------------
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-_MOBILE = re.compile(_CN.mobile.national_number_pattern)
-_FIXED_LINE = re.compile(_CN.fixed_line.national_number_pattern)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_MOBILE = re.compile(_CN.mobile.national_number_pattern, re.ASCII)  # \d: 0-9 only
+_FIXED_LINE = re.compile(_CN.fixed_line.national_number_pattern, re.ASCII)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 def _parse_date(value: str):

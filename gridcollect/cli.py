@@ -9,7 +9,7 @@ import click
 
 from .checks import Context
 from .filecheck import check_files
-from .grids import Grid, is_grid_code, is_prefix
+from .grids import Grid, GridFileError, is_grid_code, is_prefix, load_geojson
 from .standards import RECORD_TYPES, StandardError, load_standards
 from .tabular import FileError, file_format
 
@@ -52,13 +52,15 @@ def main():
               help="Record type of every row.")
 @click.option("--grid", "grid_code", metavar="CODE",
               help="Grid cell (15 digits) or prefix: applies its overlays and grid rules.")
+@click.option("--grids", "grids_file", type=click.Path(exists=True, dir_okay=False),
+              help="GeoJSON of grid cells: with --grid, locations must lie inside that cell.")
 @click.option("--standards", "standards_dir", type=click.Path(file_okay=False),
               help="A field_standards folder (default: the bundled standards).")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format on stdout.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Worker processes for big files (default: one per core).")
-def validate(files, record_type, grid_code, standards_dir, output, jobs):
+def validate(files, record_type, grid_code, grids_file, standards_dir, output, jobs):
     """Validate CSV, XLSX, JSON or JSON Lines FILES against the field standards.
 
     Exit status: 0 every row valid, 1 some rows invalid, 2 usage or file error.
@@ -71,9 +73,15 @@ def validate(files, record_type, grid_code, standards_dir, output, jobs):
             raise click.UsageError(f"--grid must be a grid code or prefix of 6, 9, 12 or 15 "
                                    f"digits, not {grid_code!r}")
         standard = standards.effective(record_type, grid_code)
-    except (StandardError, FileError) as exc:
+        grid = Grid(grid_code) if grid_code and is_grid_code(grid_code) else None
+        if grids_file is not None:
+            if grid is None:
+                raise click.UsageError("--grids needs --grid with a 15-digit grid code")
+            grid = load_geojson(grids_file).get(grid_code)
+            if grid is None:
+                raise click.UsageError(f"grid {grid_code} is not in {grids_file}")
+    except (StandardError, FileError, GridFileError) as exc:
         raise click.UsageError(str(exc)) from None
-    grid = Grid(grid_code) if grid_code and is_grid_code(grid_code) else None
     progress = Progress()
     counts = {"total": 0, "valid": 0, "invalid": 0}
     out = click.get_text_stream("stdout")

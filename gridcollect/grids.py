@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import shapely
 from shapely.geometry import shape
 
-GRID_CODE = re.compile(r"\d{15}\Z")
-PREFIX = re.compile(r"(\d{6}|\d{9}|\d{12}|\d{15})\Z")
+GRID_CODE = re.compile(r"[0-9]{15}\Z")
+PREFIX = re.compile(r"([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})\Z")
 LEVELS = {6: "district", 9: "street", 12: "community", 15: "grid"}
 
 
@@ -50,3 +50,49 @@ class Grid:
     def contains(self, lon: float, lat: float) -> bool:
         """Whether the point lies inside the cell or on its boundary."""
         return bool(shapely.intersects_xy(self.geometry, lon, lat))
+
+
+class GridFileError(ValueError):
+    """A GeoJSON grid file that cannot be used; the message names the feature."""
+
+
+def load_geojson(path) -> dict:
+    """The grid cells of a GeoJSON FeatureCollection, by code.
+
+    Each Feature needs ``properties.code`` (15 digits), ``properties.name`` and
+    a valid Polygon or MultiPolygon in WGS 84 lon/lat.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GridFileError(f"{path}: cannot be read as GeoJSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise GridFileError(f"{path}: must be a GeoJSON FeatureCollection")
+    grids = {}
+    for index, feature in enumerate(data.get("features") or [], start=1):
+        where = f"{path}: feature {index}"
+        properties = (feature or {}).get("properties") or {}
+        code = properties.get("code")
+        if not is_grid_code(code):
+            raise GridFileError(f"{where}: properties.code must be a 15-digit grid code, "
+                                f"not {code!r}")
+        geometry = feature.get("geometry") or {}
+        if geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            raise GridFileError(f"{where} ({code}): geometry must be a Polygon or MultiPolygon")
+        try:
+            grid = Grid.from_feature(feature)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise GridFileError(f"{where} ({code}): unreadable geometry: {exc}") from None
+        if not grid.geometry.is_valid:
+            raise GridFileError(f"{where} ({code}): invalid geometry: "
+                                f"{shapely.is_valid_reason(grid.geometry)}")
+        minx, miny, maxx, maxy = grid.geometry.bounds
+        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise GridFileError(f"{where} ({code}): coordinates are not WGS 84 lon/lat")
+        if code in grids:
+            raise GridFileError(f"{where}: grid {code} appears twice")
+        grids[code] = grid
+    return grids

@@ -18,7 +18,7 @@ import re
 
 from stdnum.cn.ric import calc_check_digit as _ric_check_character
 
-_ID_SHAPE = re.compile(r"\d{17}[\dX]\Z")
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]\Z")
 
 
 def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
@@ -65,7 +65,7 @@ def id_sex(value: str) -> str:
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_USCC_SHAPE = re.compile(r"[0-9A-HJ-NP-RTUWXY]{2}\d{6}[0-9A-HJ-NP-RTUWXY]{10}\Z")
+_USCC_SHAPE = re.compile(r"[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}\Z")
 
 # GB 11714-1997 organisation code: 8 body characters, then the check character
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)

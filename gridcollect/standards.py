@@ -316,6 +316,9 @@ class Standards:
             self.validator_class({spec.name: rules})
         except cerberus.SchemaError as exc:
             raise StandardError(f"{where}: invalid rules: {exc}") from None
+        if any(r"\d" in pattern for pattern in _patterns(rules)):
+            raise StandardError(f"{where}: write [0-9] in a regex, not \\d, which matches every "
+                                "Unicode digit (Arabic-Indic, full-width …)")
         coerce = rules.get("coerce")
         for name in [coerce] if isinstance(coerce, str) else coerce or []:
             if name not in COERCERS:
@@ -406,6 +409,18 @@ class Standards:
                                  "description": raw.get("description", spec.description)})
         self._check_rules(where, tightened)
         return tightened
+
+
+def _patterns(rules):
+    """Every regex of a field's rules, nested ones included."""
+    if isinstance(rules.get("regex"), str):
+        yield rules["regex"]
+    schema = rules.get("schema")
+    if isinstance(schema, dict):
+        nested = schema.values() if rules.get("type") == "dict" else [schema]
+        for sub in nested:
+            if isinstance(sub, dict):
+                yield from _patterns(sub)
 
 
 def _as_list(value):

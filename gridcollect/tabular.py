@@ -139,14 +139,14 @@ _READERS = {"csv": _read_csv, "xlsx": _read_xlsx, "json": _read_json, "jsonl": _
 
 # --- cell conversion ----------------------------------------------------------
 
-_INTEGER = re.compile(r"[+-]?\d+(\.0*)?\Z")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
-_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+\Z")
+_INTEGER = re.compile(r"[+-]?\d+(\.0*)?\Z", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z", re.ASCII)
+_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+\Z", re.ASCII)
 _TRUE = {"1", "true", "yes", "y", "是", "有", "√"}
 _FALSE = {"0", "false", "no", "n", "否", "无", "×"}
 _LIST_SEPARATOR = re.compile(r"[;；]")
 # how spreadsheets in Chinese locales write a date: 1987/1/1, 1987.1.1, 1987年1月1日
-_LOCAL_DATE = re.compile(r"(\d{4})\s*[/.年-]\s*(\d{1,2})\s*[/.月-]\s*(\d{1,2})\s*日?\Z")
+_LOCAL_DATE = re.compile(r"(\d{4})\s*[/.年-]\s*(\d{1,2})\s*[/.月-]\s*(\d{1,2})\s*日?\Z", re.ASCII)
 
 
 class Converter:
@@ -231,7 +231,8 @@ class Converter:
                     year, month, day = local.groups()
                     return f"{year}-{int(month):02d}-{int(day):02d}", None
             width = self.padding.get(name)
-            if width and cell.strip().isdigit() and len(cell.strip()) < width:
+            if width and cell.strip().isascii() and cell.strip().isdigit() \
+                    and len(cell.strip()) < width:
                 return cell.strip().zfill(width), None  # Excel dropped a code's leading zeros
             return cell, None
         if kind == "list":

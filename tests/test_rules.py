@@ -553,3 +553,13 @@ def test_a_naive_now_is_china_time():
     assert [(e.field, e.code) for e in validate(
         "person", rec, now=datetime.datetime(2026, 11, 20, 23, 0)).errors] == [
         ("id_number", "id_birth_date_future"), ("birth_date", "future")]
+
+
+@pytest.mark.parametrize("field,value,code", [
+    ("id_number", "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X", "id_format"),   # Arabic-Indic digits: not folded by NFKC
+    ("phone", "١٣٨١٢٣٤٥٦٧٨", "mobile"),
+    ("household_region", "٤٢٠٥٠٢", "format"),
+])
+def test_digits_of_other_scripts_are_not_digits(field, value, code):
+    result = validate("person", record("person", **{field: value}))
+    assert (field, code) in [(e.field, e.code) for e in result.errors]

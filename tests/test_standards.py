@@ -174,3 +174,11 @@ def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(tmp_path):
     assert house.validate({**record, "owner_name": "王五",
                            "owner_id_number": "11010519491231002x"}).document[
         "owner_id_number"] == "11010519491231002X"
+
+
+def test_a_regex_with_unicode_digits_is_refused(tmp_path):
+    folder = _copy(tmp_path)
+    _edit(folder / "house.yaml",
+          lambda d: d["fields"]["address"]["rules"].update(regex=r".*\d+号.*"))
+    with pytest.raises(StandardError, match=r"house.yaml: field address: write \[0-9\]"):
+        Standards(folder)
