@@ -9,6 +9,7 @@ cannot disagree about them. Checks ignore values of the wrong type: the
 from __future__ import annotations
 
 import datetime
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -60,13 +61,16 @@ def coerce_identifier(value):
 
 
 def coerce_phone(value):
-    """A phone number: NFKC, separators and the +86 / 0086 prefix removed."""
+    """A phone number: NFKC, separators removed, +86 / 0086 replaced by the
+    domestic form (a landline gets its trunk 0 back: +86 717 … -> 0717…)."""
     if not isinstance(value, str):
         return value
     number = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
     for prefix in ("+86", "0086"):
         if number.startswith(prefix):
-            return number[len(prefix):]
+            number = number[len(prefix):]
+            is_mobile = len(number) == 11 and number.startswith("1")
+            return number if is_mobile or number.startswith("0") else "0" + number
     return number
 
 
@@ -101,11 +105,6 @@ def _parse_timestamp(value: str):
         return None
     # A timestamp without an offset is China Standard Time, as phones here show.
     return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
-
-
-def _valid_id_shape(value) -> bool:
-    return (isinstance(value, str) and len(value) == 18 and ids._ID_SHAPE.match(value)
-            is not None and ids.id_check_character(value) == value[17])
 
 
 def check_mobile(value, document, context):
@@ -149,14 +148,14 @@ def check_not_future(value, document, context):
 
 def check_sex_matches_id_number(value, document, context):
     id_number = document.get("id_number")
-    if value in ("1", "2") and _valid_id_shape(id_number) and ids.id_sex(id_number) != value:
+    if value in ("1", "2") and ids.is_well_formed_id(id_number) and ids.id_sex(id_number) != value:
         return ("sex_mismatch",)
     return ()
 
 
 def check_birth_date_matches_id_number(value, document, context):
     id_number = document.get("id_number")
-    if (isinstance(value, str) and _valid_id_shape(id_number)
+    if (isinstance(value, str) and ids.is_well_formed_id(id_number)
             and value != f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"):
         return ("birth_date_mismatch",)
     return ()
@@ -176,14 +175,28 @@ def check_house_code_in_grid(value, document, context):
     return ()
 
 
+def check_finite(value, document, context):
+    """NaN and infinities slip past min and max (every comparison is False)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ("not_finite",)
+    return ()
+
+
 def check_in_grid(value, document, context):
     grid = context.grid
     if grid is None or grid.geometry is None or not isinstance(value, dict):
         return ()
-    lat, lon = value.get("lat"), value.get("lon")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)):
-        return ()
+    try:
+        lat, lon = _coordinate(value.get("lat")), _coordinate(value.get("lon"))
+    except (TypeError, OverflowError):
+        return ()  # the lat / lon rules report it
     return () if grid.contains(lon, lat) else ("outside_grid",)
+
+
+def _coordinate(value) -> float:
+    if isinstance(value, bool) or not math.isfinite(value := float(value)):
+        raise TypeError("not a coordinate")
+    return value
 
 
 def make_checks(code_tables) -> dict:
@@ -217,4 +230,5 @@ def make_checks(code_tables) -> dict:
         "floor_within_total": check_floor_within_total,
         "house_code_in_grid": check_house_code_in_grid,
         "in_grid": check_in_grid,
+        "finite": check_finite,
     }

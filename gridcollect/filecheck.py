@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .checks import Context
-from .tabular import Converter, RowError, file_format, read_rows
+from .tabular import Converter, FileError, RowError, file_format, read_rows
 
 CHUNK = 2000
 PARALLEL_ABOVE_BYTES = 2 * 1024 * 1024
@@ -64,7 +64,12 @@ def _explained(field, failed) -> bool:
     return field in failed or any(f.startswith(field + ".") for f in failed)
 
 
-_worker_checker = None
+_worker_checker = None  # the RowChecker of a worker process
+
+
+def _start_worker(checker):
+    global _worker_checker
+    _worker_checker = checker
 
 
 def _worker_check(chunk):
@@ -77,20 +82,22 @@ def check_files(paths, standard, context: Context, jobs=None, progress=None):
     ``progress(rows_done)`` is called after every chunk. Raises
     ``tabular.FileError`` for a file that cannot be read.
     """
-    global _worker_checker
     checker = RowChecker(standard, context)
     jobs = jobs or os.cpu_count() or 1
-    total_bytes = sum(os.path.getsize(p) for p in paths)
+    try:
+        total_bytes = sum(os.path.getsize(p) for p in paths)
+    except OSError as exc:
+        raise FileError(f"{exc.filename}: {exc.strerror}") from None
     pool = None
     if jobs > 1 and total_bytes > PARALLEL_ABOVE_BYTES:
-        _worker_checker = checker  # inherited by the forked workers
-        pool = multiprocessing.get_context("fork").Pool(jobs)
+        pool = multiprocessing.Pool(jobs, _start_worker, (checker,))
     done = 0
     try:
         for path in paths:
             kind = file_format(path)
             rows = read_rows(path)
-            chunks = ((str(path), kind, chunk) for chunk in iter(lambda: list(itertools.islice(rows, CHUNK)), []))
+            chunks = ((str(path), kind, chunk)
+                      for chunk in iter(lambda: list(itertools.islice(rows, CHUNK)), []))
             results = (pool.imap(_worker_check, chunks) if pool
                        else map(checker.check_chunk, chunks))
             for checked in results:
@@ -103,4 +110,3 @@ def check_files(paths, standard, context: Context, jobs=None, progress=None):
         if pool:
             pool.terminate()
             pool.join()
-        _worker_checker = None

@@ -9,7 +9,6 @@ from shapely.geometry import shape
 
 GRID_CODE = re.compile(r"[0-9]{15}\Z")
 PREFIX = re.compile(r"([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})\Z")
-LEVELS = {6: "district", 9: "street", 12: "community", 15: "grid"}
 
 
 def is_grid_code(code) -> bool:
@@ -72,15 +71,23 @@ def load_geojson(path) -> dict:
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise GridFileError(f"{path}: must be a GeoJSON FeatureCollection")
     grids = {}
-    for index, feature in enumerate(data.get("features") or [], start=1):
+    features = data.get("features")
+    if not isinstance(features, list):
+        raise GridFileError(f"{path}: features must be a list")
+    for index, feature in enumerate(features, start=1):
         where = f"{path}: feature {index}"
-        properties = (feature or {}).get("properties") or {}
-        code = properties.get("code")
+        if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
+            raise GridFileError(f"{where}: must be a Feature with properties")
+        code = feature["properties"].get("code")
         if not is_grid_code(code):
             raise GridFileError(f"{where}: properties.code must be a 15-digit grid code, "
                                 f"not {code!r}")
-        geometry = feature.get("geometry") or {}
-        if geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        name = feature["properties"].get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise GridFileError(f"{where} ({code}): properties.name must be the grid's name")
+        geometry = feature.get("geometry")
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon",
+                                                                            "MultiPolygon"):
             raise GridFileError(f"{where} ({code}): geometry must be a Polygon or MultiPolygon")
         try:
             grid = Grid.from_feature(feature)

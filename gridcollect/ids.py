@@ -21,6 +21,10 @@ from stdnum.cn.ric import calc_check_digit as _ric_check_character
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]\Z")
 
 
+# No living person was born before this; earlier "birth dates" are typos.
+EARLIEST_BIRTH = datetime.date(1850, 1, 1)
+
+
 def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
     """GB 11643-1999 公民身份号码, already normalised (upper-case, no spaces).
 
@@ -31,7 +35,7 @@ def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
     if id_check_character(value) != value[17]:
         return ("checksum",)
     birth = id_birth_date(value)
-    if birth is None:
+    if birth is None or birth < EARLIEST_BIRTH:
         return ("id_birth_date",)
     if birth > today:
         return ("id_birth_date_future",)
@@ -41,6 +45,12 @@ def check_id_number(value: str, regions: dict, today: datetime.date) -> tuple:
     if years is None or (years[1] is not None and years[1] < birth.year):
         return ("id_region",)
     return ()
+
+
+def is_well_formed_id(value) -> bool:
+    """18 characters of the right shape with the right check character."""
+    return (isinstance(value, str) and len(value) == 18 and _ID_SHAPE.match(value) is not None
+            and id_check_character(value) == value[17])
 
 
 def id_check_character(value: str) -> str:

@@ -24,7 +24,7 @@ import cerberus
 import yaml
 
 from . import errors
-from .checks import COERCERS, CHINA, Context, make_checks
+from .checks import CHINA, Context, make_checks
 from .compiled import Unsupported, compile_schema
 from .grids import Grid, ancestors, is_prefix
 from .validator import validator_class
@@ -32,7 +32,20 @@ from .validator import validator_class
 RECORD_TYPES = ("person", "house", "organization", "event")
 SENSITIVITIES = ("public", "internal", "personal", "secret")
 DEFAULT_PATH = pathlib.Path(__file__).resolve().parent.parent / "field_standards"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe YAML that refuses a key twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 class StandardError(Exception):
@@ -54,10 +67,6 @@ class CodeTable:
     title_en: str
     codes: dict
     checked_by: str | None = None  # a named check instead of an allowed list
-
-    def label(self, code):
-        entry = self.codes.get(code)
-        return entry.label if entry else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,11 @@ class FieldSpec:
     @property
     def required(self) -> bool:
         return self.rules.get("required") is True
+
+    @property
+    def checks(self) -> list:
+        """The names of its ``check_with`` rules."""
+        return _as_list(self.rules.get("check_with"))
 
 
 @dataclass(frozen=True)
@@ -128,7 +142,10 @@ def _load_code_table(path: pathlib.Path) -> CodeTable:
             entry = {"label": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
             raise StandardError(f"{path}: code {code!r} needs a label")
-        codes[code] = CodeEntry(entry["label"], entry.get("since"), entry.get("until"))
+        years = entry.get("since"), entry.get("until")
+        if any(year is not None and type(year) is not int for year in years):
+            raise StandardError(f"{path}: code {code!r}: since and until must be years")
+        codes[code] = CodeEntry(entry["label"], *years)
     if not codes:
         raise StandardError(f"{path}: has no codes")
     return CodeTable(name, data["standard"], title.get("zh", ""), title.get("en", ""), codes,
@@ -138,7 +155,8 @@ def _load_code_table(path: pathlib.Path) -> CodeTable:
 class Standard:
     """The effective standard of one record type for a grid cell (or city-wide)."""
 
-    def __init__(self, record_type, version, label, fields, checks, validator_cls):
+    def __init__(self, record_type, version, label, fields, checks, validator_cls, source):
+        self.source = source  # (standards folder, record type, overlay prefixes)
         self.record_type = record_type
         self.version = version
         self.label_zh, self.label_en = label
@@ -159,6 +177,10 @@ class Standard:
     def __repr__(self):
         return f"<Standard {self.record_type} {self.version}>"
 
+    def __reduce__(self):
+        # compiled closures do not pickle: a worker process rebuilds the standard
+        return _rebuild, self.source
+
     def cerberus_validator(self, context: Context | None = None) -> cerberus.Validator:
         """A new Cerberus validator for this standard: the definition of validity."""
         return self._validator_class(self.schema, context=context or Context())
@@ -171,7 +193,10 @@ class Standard:
         if validator is None:
             validator = self._local.validator = self.cerberus_validator()
         validator._config["context"] = context
-        validator.validate(record)
+        try:
+            validator.validate(record)
+        except Exception:  # Cerberus 1.3 raises on some shapes, e.g. a dict for a list
+            return dict(record), [("", "invalid")]
         return validator.document, errors.from_cerberus(validator._errors)
 
     def validate(self, record, grid=None, now=None) -> ValidationResult:
@@ -204,6 +229,10 @@ class Standard:
             return field_path, field_path
         suffix = "." + rest if rest else ""
         return spec.label_zh + suffix, spec.label_en + suffix
+
+
+def _rebuild(path, record_type, prefixes) -> "Standard":
+    return load_standards(path)._effective(record_type, prefixes)
 
 
 def _context(grid, now):
@@ -249,10 +278,9 @@ class Standards:
                     raise StandardError(f"{file}: not a record type ({', '.join(RECORD_TYPES)})")
                 overlay = self._load_overlay(file)
                 self.overlays.setdefault(folder.name, {})[file.stem] = overlay
-        for record_type in RECORD_TYPES:  # every overlay must apply cleanly now, not later
-            for prefix, by_type in self.overlays.items():
-                if record_type in by_type:
-                    self._effective(record_type, (prefix,))
+        for prefix in self.overlays:  # every chain of overlays must apply now, not later
+            for record_type in RECORD_TYPES:
+                self.effective(record_type, prefix)
 
     # --- loading ------------------------------------------------------------
 
@@ -319,16 +347,8 @@ class Standards:
         if any(r"\d" in pattern for pattern in _patterns(rules)):
             raise StandardError(f"{where}: write [0-9] in a regex, not \\d, which matches every "
                                 "Unicode digit (Arabic-Indic, full-width …)")
-        coerce = rules.get("coerce")
-        for name in [coerce] if isinstance(coerce, str) else coerce or []:
-            if name not in COERCERS:
-                raise StandardError(f"{where}: unknown coerce {name!r}")
 
     # --- resolving ------------------------------------------------------------
-
-    @property
-    def record_types(self):
-        return RECORD_TYPES
 
     def effective(self, record_type: str, grid_code: str | None = None) -> Standard:
         """The standard of ``record_type`` for a grid cell (or a prefix), overlays applied."""
@@ -359,7 +379,7 @@ class Standards:
                                         "rules": _with_defaults(spec, self.code_tables)})
                      for name, spec in fields.items()}
         return Standard(record_type, version, base["label"], effective, self.checks,
-                        self.validator_class)
+                        self.validator_class, (self.path, record_type, prefixes))
 
     def _tighten(self, where, spec: FieldSpec, raw) -> FieldSpec:
         """An overlay on an existing field: it may only make the rules stricter."""
@@ -368,13 +388,29 @@ class Standards:
         unknown = set(raw) - {"description", "code_table", "sensitivity", "rules"}
         if unknown:
             raise StandardError(f"{where}: an overlay may not change {sorted(unknown)}")
-        old, new = spec.rules, dict(raw.get("rules") or {})
+        old, new = spec.rules, raw.get("rules") or {}
+        if not isinstance(new, dict):
+            raise StandardError(f"{where}: rules must be a mapping")
+        others = set(new) - _TIGHTENING_RULES
+        if others:
+            raise StandardError(f"{where}: an overlay may not set {sorted(others)} on an "
+                                "existing field, only " + ", ".join(sorted(_TIGHTENING_RULES)))
         merged = {**old, **new}
         effective_old = _with_defaults(spec, self.code_tables)
         checks = _as_list(old.get("check_with")) + [
             c for c in _as_list(new.get("check_with")) if c not in _as_list(old.get("check_with"))]
         if checks:
             merged["check_with"] = checks if len(checks) > 1 else checks[0]
+        code_table = raw.get("code_table", spec.code_table)
+        if code_table is not None and code_table not in self.code_tables:
+            raise StandardError(f"{where}: unknown code table {code_table!r}")
+        sensitivity = raw.get("sensitivity", spec.sensitivity)
+        if sensitivity not in SENSITIVITIES:
+            raise StandardError(f"{where}: sensitivity must be one of {SENSITIVITIES}")
+        tightened = FieldSpec(**{**vars(spec), "rules": merged, "code_table": code_table,
+                                 "sensitivity": sensitivity,
+                                 "description": raw.get("description", spec.description)})
+        self._check_rules(where, tightened)  # well-formed first, then compared
         loosened = [rule for rule, ok in (
             ("type", merged["type"] == old["type"]),
             ("coerce", merged.get("coerce") == old.get("coerce")),
@@ -389,26 +425,21 @@ class Standards:
             ("allowed", "allowed" not in new or "allowed" not in effective_old
              or set(new["allowed"]) <= set(effective_old["allowed"])),
         ) if not ok]
-        code_table = raw.get("code_table", spec.code_table)
-        if code_table != spec.code_table:
-            if code_table not in self.code_tables:
-                raise StandardError(f"{where}: unknown code table {code_table!r}")
-            if spec.code_table and not (set(self.code_tables[code_table].codes)
-                                        <= set(self.code_tables[spec.code_table].codes)):
-                loosened.append("code_table")
-        sensitivity = raw.get("sensitivity", spec.sensitivity)
-        if sensitivity not in SENSITIVITIES:
-            raise StandardError(f"{where}: sensitivity must be one of {SENSITIVITIES}")
+        if code_table != spec.code_table and spec.code_table and not (
+                set(self.code_tables[code_table].codes)
+                <= set(self.code_tables[spec.code_table].codes)):
+            loosened.append("code_table")
         if SENSITIVITIES.index(sensitivity) < SENSITIVITIES.index(spec.sensitivity):
             loosened.append("sensitivity")
         if loosened:
             raise StandardError(f"{where}: an overlay may only tighten a rule; "
                                 f"it loosens {', '.join(loosened)}")
-        tightened = FieldSpec(**{**vars(spec), "rules": merged, "code_table": code_table,
-                                 "sensitivity": sensitivity,
-                                 "description": raw.get("description", spec.description)})
-        self._check_rules(where, tightened)
         return tightened
+
+
+# What an overlay may set on an existing field (type, coerce and regex only unchanged).
+_TIGHTENING_RULES = {"type", "coerce", "regex", "required", "nullable", "empty", "min", "max",
+                     "minlength", "maxlength", "allowed", "check_with"}
 
 
 def _patterns(rules):
@@ -428,21 +459,41 @@ def _as_list(value):
 
 
 def _with_defaults(spec: FieldSpec, code_tables) -> dict:
-    """The rules as Cerberus runs them: code table codes, non-empty strings."""
-    rules = dict(spec.rules)
+    """The rules as Cerberus runs them: code table codes, non-empty strings,
+    finite numbers (NaN passes any min and max)."""
+    rules = _rule_defaults(spec.rules)
     table = code_tables[spec.code_table] if spec.code_table else None
     if table and table.checked_by:
-        checks = _as_list(rules.get("check_with"))
-        if table.checked_by not in checks:
-            rules["check_with"] = checks + [table.checked_by] if checks else table.checked_by
+        rules["check_with"] = _add_check(rules, table.checked_by)
     elif table and "allowed" not in rules:
         rules["allowed"] = list(table.codes)
-    if rules["type"] == "string":
-        rules.setdefault("empty", False)
     return rules
 
 
-@functools.lru_cache(maxsize=8)
+def _rule_defaults(rules: dict) -> dict:
+    rules = dict(rules)
+    if rules.get("type") == "string":
+        rules.setdefault("empty", False)
+    if rules.get("type") in ("number", "float"):
+        rules["check_with"] = _add_check(rules, "finite")
+    if rules.get("type") == "dict" and isinstance(rules.get("schema"), dict):
+        rules["schema"] = {name: _rule_defaults(sub) if isinstance(sub, dict) else sub
+                           for name, sub in rules["schema"].items()}
+    return rules
+
+
+def _add_check(rules, name):
+    checks = _as_list(rules.get("check_with"))
+    if name not in checks:
+        checks.append(name)
+    return checks[0] if len(checks) == 1 else checks
+
+
 def load_standards(path=None) -> Standards:
-    """Load (once per path) and check a ``field_standards/`` folder."""
-    return Standards(path or DEFAULT_PATH)
+    """Load (once per folder) and check a ``field_standards/`` folder."""
+    return _load_standards(pathlib.Path(path or DEFAULT_PATH).resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _load_standards(path: pathlib.Path) -> Standards:
+    return Standards(path)

@@ -11,17 +11,16 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import math
 import pathlib
 import re
 import unicodedata
 
+from .ids import id_check_character
+
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".json": "json",
            ".jsonl": "jsonl", ".ndjson": "jsonl"}
 csv.field_size_limit(10 * 1024 * 1024)
-
-
-def _as_list(value):
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 class FileError(Exception):
@@ -47,20 +46,32 @@ def read_rows(path):
     try:
         yield from _READERS[kind](path)
     except UnicodeDecodeError:
-        raise FileError(f"{path}: not UTF-8 text. Excel on Chinese Windows saves CSV as "
-                        "GBK: choose 'CSV UTF-8' when saving") from None
+        hint = (" Excel on Chinese Windows saves CSV as GBK: choose 'CSV UTF-8' when saving"
+                if kind == "csv" else "")
+        raise FileError(f"{path}: not UTF-8 text.{hint}") from None
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from None
 
 
 def _header(names, path):
-    header = [unicodedata.normalize("NFKC", str(n or "")).strip() for n in names]
+    header = [_header_text(n) for n in names]
     seen = set()
     for name in header:
         if name and name in seen:
             raise FileError(f"{path}: column {name!r} appears twice in the header")
         seen.add(name)
     return header
+
+
+def _blank(cell) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _record(header, cells) -> dict:
+    """A row's non-empty cells by column. Cells under no header keep their place
+    as ``(column N)``: an unquoted comma must not lose data silently."""
+    return {(header[i] if i < len(header) and header[i] else f"(column {i + 1})"): cell
+            for i, cell in enumerate(cells) if not _blank(cell)}
 
 
 def _read_csv(path):
@@ -76,11 +87,8 @@ def _read_csv(path):
         try:
             for cells in reader:
                 row += 1
-                raw = {name: cell for name, cell in zip(header, cells) if name and cell.strip()}
-                for index in range(len(header), len(cells)):
-                    if cells[index].strip():  # e.g. an unquoted comma: never drop data
-                        raw[f"(column {index + 1})"] = cells[index]
-                if raw or any(c.strip() for c in cells):
+                raw = _record(header, cells)
+                if raw:
                     yield row, raw
         except csv.Error as exc:
             raise FileError(f"{path}: CSV error after data row {row}: {exc}") from None
@@ -102,8 +110,7 @@ def _read_xlsx(path):
         except StopIteration:
             return
         for row, cells in enumerate(rows, start=1):
-            raw = {name: cell for name, cell in zip(header, cells)
-                   if name and cell is not None and not (isinstance(cell, str) and not cell.strip())}
+            raw = _record(header, cells)
             if raw:
                 yield row, raw
     finally:
@@ -114,7 +121,7 @@ def _read_json(path):
     with open(path, encoding="utf-8-sig") as handle:
         try:
             data = json.load(handle)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge ints, deep nesting
             raise FileError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, list):
         raise FileError(f"{path}: a JSON file must hold an array of records")
@@ -129,7 +136,7 @@ def _read_jsonl(path):
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError, huge ints, deep nesting
                 yield row, RowError("not_json")
                 continue
             yield row, record if isinstance(record, dict) else RowError("type")
@@ -157,21 +164,20 @@ class Converter:
         self.columns = {}  # column header -> field name (name, Chinese or English label)
         for name, spec in standard.fields.items():
             for alias in (spec.label_en, spec.label_zh, name):
-                self.columns[alias] = name
+                self.columns[_header_text(alias)] = name
         self.padding = {}  # field -> width of its code table's codes, where all agree
         for name, spec in standard.fields.items():
             codes = spec.rules.get("allowed") or ()
             widths = {len(c) for c in codes if isinstance(c, str)}
             if len(widths) == 1 and all(isinstance(c, str) and c.isdigit() for c in codes):
                 self.padding[name] = widths.pop()
-        self.dates = {name for name, spec in standard.fields.items()
-                      if "date" in _as_list(spec.rules.get("check_with"))}
+        self.dates = {name for name, spec in standard.fields.items() if "date" in spec.checks}
+        self.identifiers = {name for name, spec in standard.fields.items()
+                            if spec.rules.get("coerce") == "identifier"}
         # text fields whose cells need a closer look: Excel-damaged identifiers, codes, dates
-        self.careful = set(self.padding) | self.dates | {
-            name for name, spec in standard.fields.items()
-            if spec.rules.get("coerce") == "identifier"}
+        self.careful = set(self.padding) | self.dates | self.identifiers
         self._plans = {}
-        self._targets = {}  # (field, sub-field) -> the column that fills it
+        self._targets = {}  # (source, field) -> {sub-field or None: column}
 
     def convert(self, raw: dict, source=None):
         """Convert one row of ``source`` (its file: a column maps to one field per file)."""
@@ -180,16 +186,12 @@ class Converter:
         for column, cell in raw.items():
             plan = plans.get((source, column))
             if plan is None:
-                plan = plans[source, column] = self._plan(column)
-                other = self._targets.setdefault((source, plan[:2]), column)
-                if other != column:
-                    raise FileError(f"columns {other!r} and {column!r} are the same field")
+                plan = plans[source, column] = self._plan(column, source)
             name, sub, kind, spec = plan
             if kind == "string" and type(cell) is str and name not in self.careful:
                 value, code = cell, None  # the common case: text into a text field
             else:
-                value, code = self._cell(name if sub is None else f"{name}.{sub}", kind, cell,
-                                         spec)
+                value, code = self._cell(name, kind, cell, spec)
             if code:
                 problems.append((name if sub is None else f"{name}.{sub}", code))
             elif sub is None:
@@ -198,85 +200,117 @@ class Converter:
                 document.setdefault(name, {})[sub] = value
         return document, problems
 
-    def _plan(self, column):
+    def _plan(self, column, source):
         """``(field, sub-field or None, type, FieldSpec)`` for a column header."""
+        column = _header_text(column)
         head, dot, sub = column.partition(".")
         name = self.columns.get(head, head)
         spec = self.standard.fields.get(name)
         if dot and spec is not None and spec.type == "dict":
             rules = (spec.rules.get("schema") or {}).get(sub, {})
-            return name, sub, rules.get("type"), None
-        name = self.columns.get(column, column)
-        spec = self.standard.fields.get(name)
-        return name, None, spec.type if spec else None, spec
+            plan = name, sub, rules.get("type"), None
+        else:
+            name = self.columns.get(column, column)
+            spec = self.standard.fields.get(name)
+            plan = name, None, spec.type if spec else None, spec
+        # one column per field: "id_number" and "公民身份号码", or "location" and
+        # "location.lat", in one file would overwrite each other
+        filled = self._targets.setdefault((source, plan[0]), {})
+        if plan[1] is None:  # the whole field: clashes with any other column for it
+            clash = next(iter(filled.values()), None)
+        else:  # a sub-field: clashes with the same sub-field or the whole field
+            clash = filled.get(plan[1]) or filled.get(None)
+        if clash is not None:
+            raise FileError(f"columns {clash!r} and {column!r} are the same field")
+        filled[plan[1]] = column
+        return plan
 
     def _cell(self, name, kind, cell, spec):
-        if kind is None:  # not a field of the standard: validation reports it
+        if kind is None:  # not a field of the standard (or a whole dict): validation reports it
             return cell, None
         if isinstance(cell, datetime.datetime):
             cell = cell.date().isoformat() if cell.time() == datetime.time() else cell.isoformat()
-        elif isinstance(cell, datetime.date):
+        elif isinstance(cell, (datetime.date, datetime.time)):
             cell = cell.isoformat()
+        elif not isinstance(cell, (str, int, float)):
+            cell = str(cell)  # e.g. an Excel duration
         if kind == "string":
-            if isinstance(cell, bool):
-                return str(cell).lower(), None
-            if isinstance(cell, (int, float)):
-                return self._number_as_text(name, cell, spec)
-            if (spec is not None and spec.rules.get("coerce") == "identifier"
-                    and _SCIENTIFIC.match(cell.strip())):
-                return None, "excel_number"
-            if name in self.dates:
-                local = _LOCAL_DATE.match(unicodedata.normalize("NFKC", cell).strip())
-                if local:
-                    year, month, day = local.groups()
-                    return f"{year}-{int(month):02d}-{int(day):02d}", None
-            width = self.padding.get(name)
-            if width and cell.strip().isascii() and cell.strip().isdigit() \
-                    and len(cell.strip()) < width:
-                return cell.strip().zfill(width), None  # Excel dropped a code's leading zeros
-            return cell, None
+            return self._text(name, cell, spec)
         if kind == "list":
-            if not isinstance(cell, str):
-                cell = str(cell)
+            cell = cell if isinstance(cell, str) else str(cell)
             return [item.strip() for item in _LIST_SEPARATOR.split(cell) if item.strip()], None
         text = unicodedata.normalize("NFKC", cell).strip() if isinstance(cell, str) else cell
         if kind == "integer":
-            if isinstance(text, bool):
-                return None, "not_an_integer"
-            if isinstance(text, float):
-                return (int(text), None) if text.is_integer() else (None, "not_an_integer")
-            if isinstance(text, int) or (isinstance(text, str) and _INTEGER.match(text)):
-                return int(float(text)) if isinstance(text, str) and "." in text else int(text), None
-            return None, "not_an_integer"
+            return _integer(text)
         if kind in ("number", "float"):
-            if isinstance(text, (int, float)) and not isinstance(text, bool):
-                return text, None
-            if isinstance(text, str) and _NUMBER.match(text):
-                return (int(text) if _INTEGER.match(text) and "." not in text
-                        else float(text)), None
-            return None, "not_a_number"
+            return _number(text)
         if kind == "boolean":
-            if isinstance(text, bool):
-                return text, None
             key = str(text).strip().lower()
-            if key in _TRUE:
-                return True, None
-            if key in _FALSE:
-                return False, None
-            return None, "not_a_boolean"
+            return (True, None) if key in _TRUE else (False, None) if key in _FALSE else (
+                None, "not_a_boolean")
         return cell, None
 
-    def _number_as_text(self, name, number, spec):
-        """A text field Excel stored as a number."""
-        if isinstance(number, float) and not number.is_integer():
-            return repr(number), None
-        digits = str(int(number))
-        # Excel keeps 15 significant digits: a longer number it stored is already
-        # damaged (a float, or zeros past the 15th digit).
-        if (spec is not None and spec.rules.get("coerce") == "identifier" and len(digits) > 15
-                and (isinstance(number, float) or not digits[15:].strip("0"))):
+    def _text(self, name, cell, spec):
+        """A text field's cell: Excel's damage undone where it can be, reported where not."""
+        if isinstance(cell, bool):
+            return str(cell).lower(), None
+        if isinstance(cell, float) and not cell.is_integer():
+            return repr(cell), None
+        if isinstance(cell, (int, float)):
+            if name in self.identifiers and (isinstance(cell, float) and abs(cell) >= 1e15):
+                return None, "excel_number"  # a double holds 15 digits: the rest are gone
+            cell = str(int(cell))
+        text = unicodedata.normalize("NFKC", cell).strip()
+        if name in self.identifiers and _damaged_by_excel(text):
             return None, "excel_number"
+        if name in self.dates:
+            local = _LOCAL_DATE.match(text)
+            if local:
+                year, month, day = local.groups()
+                return f"{year}-{int(month):02d}-{int(day):02d}", None
         width = self.padding.get(name)
-        if width and len(digits) < width:
-            digits = digits.zfill(width)  # Excel dropped the leading zeros of a code
-        return digits, None
+        if width and text.isascii() and text.isdigit() and len(text) < width:
+            return text.zfill(width), None  # Excel dropped a code's leading zeros
+        return cell, None
+
+
+def _header_text(name) -> str:
+    return unicodedata.normalize("NFKC", str(name or "")).strip()
+
+
+def _damaged_by_excel(text: str) -> bool:
+    """An identifier Excel turned into a number: ``4.20502E+17``, or its 15
+    significant digits followed by zeros. A real ID may end in 000 (one in
+    1,100): one that still passes its check is accepted, so a valid ID is never
+    refused; in a damaged column, ten IDs in eleven fail it and show the damage."""
+    return bool(_SCIENTIFIC.match(text)) or (
+        len(text) > 15 and text.isascii() and text.isdigit() and not text[15:].strip("0")
+        and not (len(text) == 18 and id_check_character(text) == text[17]))
+
+
+def _integer(text):
+    if isinstance(text, bool):
+        return None, "not_an_integer"
+    if isinstance(text, int):
+        return text, None
+    if isinstance(text, float):
+        return (int(text), None) if text.is_integer() else (None, "not_an_integer")
+    if _INTEGER.match(text):
+        try:
+            return int(text.split(".")[0]), None
+        except ValueError:  # more digits than Python converts
+            pass
+    return None, "not_an_integer"
+
+
+def _number(text):
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text, None
+    if _NUMBER.match(text):
+        try:
+            number = int(text) if _INTEGER.match(text) and "." not in text else float(text)
+        except ValueError:
+            number = None
+        if number is not None and math.isfinite(number):
+            return number, None
+    return None, "not_a_number"

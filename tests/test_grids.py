@@ -53,6 +53,8 @@ def test_load_geojson_and_contains(tmp_path):
      "FeatureCollection", "WGS 84"),
     ([feature(), feature()], "FeatureCollection", "appears twice"),
     ([feature()], "Feature", "FeatureCollection"),
+    (["x"], "FeatureCollection", "feature 1: must be a Feature"),
+    ([feature(name="")], "FeatureCollection", "properties.name"),
 ])
 def test_bad_grid_files_are_refused_naming_the_feature(tmp_path, features, kind, message):
     with pytest.raises(GridFileError, match=message):

@@ -563,3 +563,32 @@ def test_a_naive_now_is_china_time():
 def test_digits_of_other_scripts_are_not_digits(field, value, code):
     result = validate("person", record("person", **{field: value}))
     assert (field, code) in [(e.field, e.code) for e in result.errors]
+
+
+@pytest.mark.parametrize("typed,stored", [
+    ("+86 717 6123456", "07176123456"), ("+86 10 6512 3456", "01065123456"),
+    ("0086-717-6123456", "07176123456"), ("+86 138 1234 5678", "13812345678"),
+])
+def test_international_landlines_get_their_trunk_zero_back(typed, stored):
+    result = validate("organization", record("organization", phone=typed))
+    assert result.valid and result.document["phone"] == stored
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_must_be_finite(value):
+    result = validate("house", record("house", area=value, location={"lat": value, "lon": 111.29}),
+                      grid=GRID)
+    codes = [(e.field, e.code) for e in result.errors]
+    assert ("area", "not_finite") in codes and ("location.lat", "not_finite") in codes
+
+
+def test_absurd_coordinates_are_errors_not_crashes():
+    result = validate("house", record("house", location={"lat": 10 ** 400, "lon": 111.29}),
+                      grid=GRID)
+    assert [(e.field, e.code) for e in result.errors] == [("location.lat", "too_large")]
+
+
+def test_birth_dates_before_1850_are_typos():
+    result = validate("person", record("person", id_number=with_check("11010500010101001"),
+                                       birth_date="0001-01-01"))
+    assert ("id_number", "id_birth_date") in [(e.field, e.code) for e in result.errors]

@@ -133,7 +133,7 @@ def test_overlay_folder_must_be_a_prefix(tmp_path):
         Standards(folder)
 
 
-def test_overlay_tightening_a_code_table_is_applied(tmp_path):
+def test_overlay_narrowing_allowed_codes_is_applied(tmp_path):
     folder = _copy(tmp_path)
     (folder / "overlays" / "420502").mkdir()
     (folder / "overlays" / "420502" / "house.yaml").write_text(
@@ -162,18 +162,24 @@ def test_every_message_is_bilingual():
 def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(tmp_path):
     folder = _copy(tmp_path)
     (folder / "overlays" / "420503").mkdir()
-    (folder / "overlays" / "420503" / "house.yaml").write_text(
-        "version: 1\nfields:\n  owner_name:\n    rules: {dependencies: owner_id_number}\n",
-        encoding="utf-8")
-    house = Standards(folder).effective("house", "420503001001001")
-    assert house._compiled is None
-    record = {"house_code": "420503001001001-001-01-0101", "address": "伍家岗区", "usage": "1"}
-    assert house.validate(record).valid
-    result = house.validate({**record, "owner_name": "王五"})
-    assert [(e.field, e.code) for e in result.errors] == [("owner_name", "invalid")]
-    assert house.validate({**record, "owner_name": "王五",
-                           "owner_id_number": "11010519491231002x"}).document[
-        "owner_id_number"] == "11010519491231002X"
+    (folder / "overlays" / "420503" / "person.yaml").write_text(
+        "version: 1\nfields:\n  guardian_phone:\n    label: {zh: 监护人电话, en: Guardian's phone}\n"
+        "    rules: {type: string, coerce: phone, check_with: mobile,"
+        " dependencies: special_groups}\n", encoding="utf-8")
+    person = Standards(folder).effective("person", "420503001001001")
+    assert person._compiled is None
+    record = {"id_number": "11010519491231002X", "name": "张三", "sex": "2",
+              "birth_date": "1949-12-31", "ethnicity": "01", "residence_type": "1"}
+    assert person.validate(record).valid
+    result = person.validate({**record, "guardian_phone": "+86 138 1234 5678"})
+    assert [(e.field, e.code) for e in result.errors] == [("guardian_phone", "invalid")]
+    valid = person.validate({**record, "guardian_phone": "+86 138 1234 5678",
+                             "special_groups": ["留守儿童"]})
+    assert valid.valid and valid.document["guardian_phone"] == "13812345678"
+    # Cerberus 1.3 raises TypeError on a dict where a list with item rules belongs:
+    # the verdict is an error on the record, not a crash
+    broken = person.validate({**record, "special_groups": {"type": 1}})
+    assert [(e.field, e.code) for e in broken.errors] == [("", "invalid")]
 
 
 def test_a_regex_with_unicode_digits_is_refused(tmp_path):
@@ -181,4 +187,52 @@ def test_a_regex_with_unicode_digits_is_refused(tmp_path):
     _edit(folder / "house.yaml",
           lambda d: d["fields"]["address"]["rules"].update(regex=r".*\d+号.*"))
     with pytest.raises(StandardError, match=r"house.yaml: field address: write \[0-9\]"):
+        Standards(folder)
+
+
+@pytest.mark.parametrize("field,rules", [
+    ("location", {"schema": {"lat": {"type": "number"}, "lon": {"type": "number"}}}),
+    ("location", {"allow_unknown": True}),
+    ("usage", {"default": "1"}),
+    ("address", {"nullable": True}),
+    ("address", {"empty": True}),
+    ("area", {"min": 0}),
+    ("house_code", {"regex": ".*"}),
+])
+def test_overlay_loopholes_are_closed(tmp_path, field, rules):
+    folder = _copy(tmp_path)
+    (folder / "overlays" / "420502" ).mkdir()
+    (folder / "overlays" / "420502" / "house.yaml").write_text(
+        yaml.safe_dump({"version": 1, "fields": {field: {"rules": rules}}}), encoding="utf-8")
+    with pytest.raises(StandardError, match=f"420502.house.yaml: field {field}: an overlay may"):
+        Standards(folder)
+
+
+def test_clashing_overlays_fail_at_load_not_later(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "overlays" / "420502").mkdir()
+    (folder / "overlays" / "420502" / "person.yaml").write_text(
+        "version: 1\nfields:\n  dog_registration:\n    label: {zh: 养犬, en: Dog}\n"
+        "    rules: {type: string}\n", encoding="utf-8")
+    # the community overlay (420502001002) defines dog_registration again, with a label
+    with pytest.raises(StandardError, match="420502001002.person.yaml: field dog_registration"):
+        Standards(folder)
+
+
+def test_a_key_twice_in_yaml_is_refused(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "person.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "  name:\n    label: {zh: x, en: x}\n"
+                    "    rules: {type: string}\n", encoding="utf-8")
+    with pytest.raises(StandardError, match="person.yaml.*'name' appears twice"):
+        Standards(folder)
+
+
+def test_code_years_must_be_years(tmp_path):
+    folder = _copy(tmp_path)
+    path = folder / "codes" / "gb_t_2260.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        '"110103": {label: "崇文区", until: 2010}', '"110103": {label: "崇文区", until: "2010"}'),
+        encoding="utf-8")
+    with pytest.raises(StandardError, match="'110103': since and until must be years"):
         Standards(folder)

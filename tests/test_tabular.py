@@ -90,3 +90,46 @@ def test_two_columns_for_one_field_is_a_file_error(standards):
     converter.convert({"公民身份号码": "1"}, source="b.csv")  # another file: fine
     with pytest.raises(FileError, match="same field"):
         converter.convert({"公民身份号码": "1"}, source="a.csv")
+
+
+def test_a_whole_field_and_its_sub_field_in_one_file_is_a_file_error(standards):
+    with pytest.raises(FileError, match="same field"):
+        Converter(standards.effective("house")).convert({"location": "x", "location.lat": "1"})
+
+
+@pytest.mark.parametrize("cell,stored", [
+    (datetime.time(8, 30), "08:30:00"), (datetime.timedelta(days=1), "1 day, 0:00:00"),
+])
+def test_odd_excel_cells_in_text_fields_become_text(person, cell, stored):
+    assert person.convert({"name": cell}) == ({"name": stored}, [])
+
+
+def test_integers_too_long_to_convert_are_errors(house):
+    assert house.convert({"floor": "9" * 5000}) == ({}, [("floor", "not_an_integer")])
+    assert house.convert({"area": "9" * 5000}) == ({}, [("area", "not_a_number")])
+
+
+def test_xlsx_cells_beyond_the_header_are_kept(tmp_path):
+    import openpyxl
+
+    from gridcollect.tabular import read_rows
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id_number", None, "name"])
+    sheet.append(["11010519491231002X", "under no header", "张三", "beyond the header"])
+    book.save(tmp_path / "p.xlsx")
+    assert list(read_rows(tmp_path / "p.xlsx")) == [
+        (1, {"id_number": "11010519491231002X", "(column 2)": "under no header",
+             "name": "张三", "(column 4)": "beyond the header"})]
+
+
+def test_json_lines_with_absurd_numbers_or_nesting_are_row_errors(tmp_path):
+    from gridcollect.tabular import read_rows
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"floor": ' + "9" * 5000 + "}\n" + "[" * 100000 + "]" * 100000 + "\n{}\n",
+                    encoding="utf-8")
+    rows = list(read_rows(path))
+    assert [(row, getattr(raw, "code", raw)) for row, raw in rows] == [
+        (1, "not_json"), (2, "not_json"), (3, {})]
