@@ -194,8 +194,11 @@ def check_in_grid(value, document, context):
 
 
 def _coordinate(value) -> float:
-    if isinstance(value, bool) or not math.isfinite(value := float(value)):
-        raise TypeError("not a coordinate")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError("not a number")
+    value = float(value)  # OverflowError for an absurd integer
+    if not math.isfinite(value):
+        raise TypeError("not a finite number")
     return value
 
 
