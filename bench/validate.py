@@ -45,7 +45,8 @@ def person(rng: random.Random, index: int) -> dict:
         "phone": f"{rng.choice(['138', '139', '150', '186', '133', '177', '199'])}"
                  f"{rng.randrange(10**8):08d}",
         "residence_type": rng.choice("1112"), "household_region": rng.choice(REGIONS),
-        "house_code": f"420502001002003-{rng.randrange(1, 40):03d}-01-{rng.randrange(101, 1899):04d}",
+        "house_code": f"420502001002003-{rng.randrange(1, 40):03d}-01-"
+                      f"{rng.randrange(101, 1899):04d}",
         "relationship": rng.choice(["02", "10", "20", "30"]),
         "education": rng.choice(["21", "31", "61", "71"]), "marital_status": "20",
         "political_status": "13",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -98,6 +99,9 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
                 for error in result.errors:
                     out.write(f"{result.file}:{result.row}: {error.field or '-'} "
                               f"[{error.code}] {error.message}\n")
+    except BrokenPipeError:  # e.g. | head: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1 if counts["invalid"] else 0)
     except FileError as exc:
         if output == "json":  # keep stdout valid JSON
             out.write("], " + json.dumps({**counts, "error": str(exc)}, ensure_ascii=False)[1:]

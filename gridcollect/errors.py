@@ -34,7 +34,8 @@ CATALOGUE = {
     "checksum": ("{zh}校验位错误", "{en}: check character is wrong"),
     "id_birth_date": ("{zh}中的出生日期不存在或早于1850年",
                       "{en}: the birth date in it is not a real date, or before 1850"),
-    "id_birth_date_future": ("{zh}中的出生日期在未来", "{en}: the birth date in it is in the future"),
+    "id_birth_date_future": ("{zh}中的出生日期在未来",
+                             "{en}: the birth date in it is in the future"),
     "id_region": ("{zh}中的地址码不是有效的行政区划代码（GB/T 2260）",
                   "{en}: the address code in it is not a known GB/T 2260 code"),
     # GB 32100 unified social credit codes

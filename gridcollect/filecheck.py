@@ -76,6 +76,12 @@ def _worker_check(chunk):
     return _worker_checker.check_chunk(chunk)
 
 
+def _chunks(rows):
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, CHUNK)):
+        yield chunk
+
+
 def check_files(paths, standard, context: Context, jobs=None, progress=None):
     """Yield a ``RowResult`` per data row of every file, in order.
 
@@ -95,9 +101,7 @@ def check_files(paths, standard, context: Context, jobs=None, progress=None):
     try:
         for path in paths:
             kind = file_format(path)
-            rows = read_rows(path)
-            chunks = ((str(path), kind, chunk)
-                      for chunk in iter(lambda: list(itertools.islice(rows, CHUNK)), []))
+            chunks = ((str(path), kind, chunk) for chunk in _chunks(read_rows(path)))
             results = (pool.imap(_worker_check, chunks) if pool
                        else map(checker.check_chunk, chunks))
             for checked in results:

@@ -246,6 +246,7 @@ class Standards:
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
+        self._resolved = {}  # (record type, overlay prefixes) -> Standard
         if not self.path.is_dir():
             raise StandardError(f"{self.path}: no such standards folder")
         self.code_tables = {}
@@ -363,8 +364,13 @@ class Standards:
                              if record_type in self.overlays.get(p, {}))
         return self._effective(record_type, prefixes)
 
-    @functools.lru_cache(maxsize=None)
     def _effective(self, record_type, prefixes) -> Standard:
+        key = record_type, prefixes
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(record_type, prefixes)
+        return self._resolved[key]
+
+    def _resolve(self, record_type, prefixes) -> Standard:
         base = self.base[record_type]
         fields = dict(base["fields"])
         version = base["version"]
