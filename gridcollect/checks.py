@@ -175,6 +175,18 @@ def check_house_code_in_grid(value, document, context):
     return ()
 
 
+# control (Cc), format (Cf: zero-width, bidi overrides, BOM) and surrogate (Cs)
+# characters: invisible, or able to disguise text; tab and line breaks are text
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
+
+
+def check_plain_text(value, document, context):
+    if isinstance(value, str) and not value.isprintable() and any(
+            unicodedata.category(c) in _INVISIBLE and c not in "\t\n\r" for c in value):
+        return ("control_character",)
+    return ()
+
+
 def check_finite(value, document, context):
     """NaN and infinities slip past min and max (every comparison is False)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -234,4 +246,5 @@ def make_checks(code_tables) -> dict:
         "house_code_in_grid": check_house_code_in_grid,
         "in_grid": check_in_grid,
         "finite": check_finite,
+        "plain_text": check_plain_text,
     }

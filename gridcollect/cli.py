@@ -40,6 +40,17 @@ class Progress:
             self.stream.write("\n")
 
 
+def _message(exc) -> str:
+    return exc.message if isinstance(exc, click.UsageError) else str(exc)
+
+
+def _printable(line: str) -> str:
+    """A report line with control characters escaped: a cell cannot forge lines."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() or c in " \u3000" else ascii(c)[1:-1] for c in line)
+
+
 @click.group()
 @click.version_option(package_name="gridcollect")
 def main():
@@ -47,8 +58,7 @@ def main():
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--type", "record_type", required=True, type=click.Choice(RECORD_TYPES),
               help="Record type of every row.")
 @click.option("--grid", "grid_code", metavar="CODE",
@@ -66,10 +76,15 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
 
     Exit status: 0 every row valid, 1 some rows invalid, 2 usage or file error.
     """
+    out = click.get_text_stream("stdout", errors="backslashreplace")  # lone surrogates too
+    counts = {"total": 0, "valid": 0, "invalid": 0}
     try:
-        standards = load_standards(standards_dir)
         for path in files:
+            if not os.path.isfile(path):
+                raise FileError(f"{path}: " + ("not a file" if os.path.exists(path)
+                                               else "no such file"))
             file_format(path)
+        standards = load_standards(standards_dir)
         if grid_code is not None and not is_prefix(grid_code):
             raise click.UsageError(f"--grid must be a grid code or prefix of 6, 9, 12 or 15 "
                                    f"digits, not {grid_code!r}")
@@ -81,11 +96,12 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
             grid = load_geojson(grids_file).get(grid_code)
             if grid is None:
                 raise click.UsageError(f"grid {grid_code} is not in {grids_file}")
-    except (StandardError, FileError, GridFileError) as exc:
-        raise click.UsageError(str(exc)) from None
+    except (StandardError, FileError, GridFileError, click.UsageError) as exc:
+        if output == "json":  # a machine reading stdout gets JSON whatever happens
+            out.write(json.dumps({**counts, "rows": [], "error": _message(exc)},
+                                 ensure_ascii=False) + "\n")
+        raise click.UsageError(_message(exc)) from None
     progress = Progress()
-    counts = {"total": 0, "valid": 0, "invalid": 0}
-    out = click.get_text_stream("stdout")
     try:
         if output == "json":
             out.write('{"rows": [')
@@ -97,8 +113,8 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
                           + json.dumps(result.as_dict(), ensure_ascii=False))
             else:
                 for error in result.errors:
-                    out.write(f"{result.file}:{result.row}: {error.field or '-'} "
-                              f"[{error.code}] {error.message}\n")
+                    out.write(_printable(f"{result.file}:{result.row}: {error.field or '-'} "
+                                         f"[{error.code}] {error.message}") + "\n")
     except BrokenPipeError:  # e.g. | head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1 if counts["invalid"] else 0)

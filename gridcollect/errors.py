@@ -26,6 +26,8 @@ CATALOGUE = {
     "too_large": ("{zh}大于允许的最大值", "{en}: above the maximum"),
     "format": ("{zh}格式错误", "{en}: wrong format"),
     "not_finite": ("{zh}不是有限的数值", "{en}: must be a finite number"),
+    "control_character": ("{zh}含有控制字符或不可见字符",
+                          "{en}: contains control or invisible characters"),
     "coercion": ("{zh}无法规范化", "{en}: cannot be normalised"),
     "invalid": ("{zh}不符合标准", "{en}: does not meet the standard"),
     # GB 11643 citizen ID numbers

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .checks import Context
-from .tabular import Converter, FileError, RowError, file_format, read_rows
+from .tabular import Converter, FileError, Header, RowError, file_format, read_rows
 
 CHUNK = 2000
 PARALLEL_ABOVE_BYTES = 2 * 1024 * 1024
@@ -56,7 +56,13 @@ class RowChecker:
 
     def check_chunk(self, chunk):
         source, kind, rows = chunk
-        return [(row, self.check(kind, raw, source)) for row, raw in rows]
+        checked = []
+        for row, raw in rows:
+            if isinstance(raw, Header):
+                self.converter.check_header(raw, source)
+            else:
+                checked.append((row, self.check(kind, raw, source)))
+        return checked
 
 
 def _explained(field, failed) -> bool:

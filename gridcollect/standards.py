@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import pathlib
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -134,8 +135,10 @@ def _load_code_table(path: pathlib.Path) -> CodeTable:
     if not isinstance(data.get("standard"), str):
         raise StandardError(f"{path}: must name its standard (standard: ...)")
     title = data.get("title") or {}
+    if not isinstance(title, dict) or not isinstance(data.get("codes"), dict):
+        raise StandardError(f"{path}: title and codes must be mappings")
     codes = {}
-    for code, entry in (data.get("codes") or {}).items():
+    for code, entry in data["codes"].items():
         if not isinstance(code, str):
             raise StandardError(f"{path}: code {code!r} must be a quoted string")
         if isinstance(entry, str):
@@ -287,6 +290,9 @@ class Standards:
 
     def _load_record_type(self, file, record_type):
         data = _read_yaml(file)
+        unknown = set(data) - {"record_type", "version", "label", "description", "fields"}
+        if unknown:
+            raise StandardError(f"{file}: unknown keys {sorted(unknown)}")
         if data.get("record_type") != record_type:
             raise StandardError(f"{file}: record_type must be {record_type!r}")
         version = data.get("version")
@@ -307,6 +313,8 @@ class Standards:
 
     def _field(self, file, name, raw) -> FieldSpec:
         where = f"{file}: field {name}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise StandardError(f"{where}: a field name must be a word like household_region")
         if not isinstance(raw, dict):
             raise StandardError(f"{where}: must be a mapping")
         unknown = set(raw) - {"label", "description", "standard", "code_table", "sensitivity",
@@ -331,6 +339,9 @@ class Standards:
 
     def _load_overlay(self, file):
         data = _read_yaml(file)
+        unknown = set(data) - {"version", "description", "fields"}
+        if unknown:
+            raise StandardError(f"{file}: unknown keys {sorted(unknown)}")
         version = data.get("version")
         if not isinstance(version, (str, int)):
             raise StandardError(f"{file}: needs a version")
@@ -345,9 +356,18 @@ class Standards:
             self.validator_class({spec.name: rules})
         except cerberus.SchemaError as exc:
             raise StandardError(f"{where}: invalid rules: {exc}") from None
-        if any(r"\d" in pattern for pattern in _patterns(rules)):
-            raise StandardError(f"{where}: write [0-9] in a regex, not \\d, which matches every "
-                                "Unicode digit (Arabic-Indic, full-width …)")
+        for pattern in _patterns(rules):
+            if r"\d" in pattern:
+                raise StandardError(f"{where}: write [0-9] in a regex, not \\d, which matches "
+                                    "every Unicode digit (Arabic-Indic, full-width …)")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise StandardError(f"{where}: invalid regex {pattern!r}: {exc}") from None
+        for limit in ("min", "max"):
+            if limit in rules and rules["type"] in ("integer", "number", "float") and (
+                    not isinstance(rules[limit], (int, float)) or isinstance(rules[limit], bool)):
+                raise StandardError(f"{where}: {limit} must be a number")
 
     # --- resolving ------------------------------------------------------------
 
@@ -465,8 +485,8 @@ def _as_list(value):
 
 
 def _with_defaults(spec: FieldSpec, code_tables) -> dict:
-    """The rules as Cerberus runs them: code table codes, non-empty strings,
-    finite numbers (NaN passes any min and max)."""
+    """The rules as Cerberus runs them: code table codes, non-empty strings of
+    plain text, finite numbers (NaN passes any min and max)."""
     rules = _rule_defaults(spec.rules)
     table = code_tables[spec.code_table] if spec.code_table else None
     if table and table.checked_by:
@@ -480,6 +500,8 @@ def _rule_defaults(rules: dict) -> dict:
     rules = dict(rules)
     if rules.get("type") == "string":
         rules.setdefault("empty", False)
+        if rules.get("coerce") in (None, "text"):  # free text: codes have their own rules
+            rules["check_with"] = _add_check(rules, "plain_text")
     if rules.get("type") in ("number", "float"):
         rules["check_with"] = _add_check(rules, "finite")
     if rules.get("type") == "dict" and isinstance(rules.get("schema"), dict):

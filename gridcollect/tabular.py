@@ -2,7 +2,7 @@
 
 ``read_rows(path)`` yields ``(row, raw)`` with ``row`` the 1-based data row
 (header excluded) and ``raw`` a dict of column -> cell, or a ``RowError`` for a
-row that cannot be read at all. ``Converter(standard).convert(raw)`` turns
+row that cannot be read at all; spreadsheets first yield ``(0, Header)``. ``Converter(standard).convert(raw)`` turns
 spreadsheet cells into the field's declared type, returning the document and
 the ``(field, code)`` errors of the cells it could not convert.
 """
@@ -27,6 +27,10 @@ class FileError(Exception):
     """The file as a whole cannot be read (exit code 2)."""
 
 
+class Header(list):
+    """The header of a spreadsheet, yielded as row 0 before its data rows."""
+
+
 class RowError:
     """A row that is not a record at all (bad JSON line, not an object)."""
 
@@ -46,11 +50,19 @@ def read_rows(path):
     try:
         yield from _READERS[kind](path)
     except UnicodeDecodeError:
-        hint = (" Excel on Chinese Windows saves CSV as GBK: choose 'CSV UTF-8' when saving"
-                if kind == "csv" else "")
-        raise FileError(f"{path}: not UTF-8 text.{hint}") from None
+        raise FileError(f"{path}: not UTF-8 text.{_encoding_hint(path, kind)}") from None
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _encoding_hint(path, kind) -> str:
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return " It is UTF-16 (Excel's 'Unicode Text'): save as 'CSV UTF-8' instead"
+    if kind == "csv":
+        return " Excel on Chinese Windows saves CSV as GBK: choose 'CSV UTF-8' when saving"
+    return ""
 
 
 def _header(names, path):
@@ -76,13 +88,14 @@ def _record(header, cells) -> dict:
 
 def _read_csv(path):
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)  # an unclosed quote must not eat rows
         try:
             header = _header(next(reader), path)
         except StopIteration:
-            return
+            raise FileError(f"{path}: empty file, no header row") from None
         except csv.Error as exc:
             raise FileError(f"{path}: not a readable CSV file: {exc}") from None
+        yield 0, Header(header)
         row = 0
         try:
             for cells in reader:
@@ -96,23 +109,31 @@ def _read_csv(path):
 
 def _read_xlsx(path):
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-    import zipfile
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except Exception as exc:  # openpyxl raises many kinds for a damaged file
         raise FileError(f"{path}: not a readable XLSX workbook: {exc}") from None
     try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
+        sheets = [sheet for sheet in book.worksheets if hasattr(sheet, "iter_rows")]
+        if not sheets:
+            raise FileError(f"{path}: the workbook has no worksheet")
+        sheet = sheets[0]
+        sheet.reset_dimensions()  # some writers record a wrong size; read every cell
+        rows = sheet.iter_rows(values_only=True)
         try:
             header = _header(next(rows), path)
         except StopIteration:
-            return
+            raise FileError(f"{path}: empty worksheet, no header row") from None
+        yield 0, Header(header)
         for row, cells in enumerate(rows, start=1):
             raw = _record(header, cells)
             if raw:
                 yield row, raw
+    except FileError:
+        raise
+    except Exception as exc:
+        raise FileError(f"{path}: not a readable XLSX workbook: {exc}") from None
     finally:
         book.close()
 
@@ -132,6 +153,7 @@ def _read_json(path):
 def _read_jsonl(path):
     with open(path, encoding="utf-8-sig") as handle:
         for row, line in enumerate(handle, start=1):
+            line = line.lstrip("\ufeff")  # files joined with cat keep their BOMs
             if not line.strip():
                 continue
             try:
@@ -179,6 +201,12 @@ class Converter:
         self._plans = {}
         self._targets = {}  # (source, field) -> {sub-field or None: column}
 
+    def check_header(self, header, source=None):
+        """Refuse two columns for one field before any row is read."""
+        for column in header:
+            if column and (source, column) not in self._plans:
+                self._plans[source, column] = self._plan(column, source)
+
     def convert(self, raw: dict, source=None):
         """Convert one row of ``source`` (its file: a column maps to one field per file)."""
         document, problems = {}, []
@@ -221,7 +249,7 @@ class Converter:
         else:  # a sub-field: clashes with the same sub-field or the whole field
             clash = filled.get(plan[1]) or filled.get(None)
         if clash is not None:
-            raise FileError(f"columns {clash!r} and {column!r} are the same field")
+            raise FileError(f"{source}: columns {clash!r} and {column!r} are the same field")
         filled[plan[1]] = column
         return plan
 
