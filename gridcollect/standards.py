@@ -423,10 +423,10 @@ class Standards:
                                 "existing field, only " + ", ".join(sorted(_TIGHTENING_RULES)))
         merged = {**old, **new}
         effective_old = _with_defaults(spec, self.code_tables)
-        checks = _as_list(old.get("check_with")) + [
-            c for c in _as_list(new.get("check_with")) if c not in _as_list(old.get("check_with"))]
-        if checks:
-            merged["check_with"] = checks if len(checks) > 1 else checks[0]
+        if "check_with" in new:  # an overlay's checks come on top of the city's
+            merged["check_with"] = old.get("check_with")
+            for name in _as_list(new["check_with"]):
+                merged["check_with"] = _add_check(merged["check_with"], name)
         code_table = raw.get("code_table", spec.code_table)
         if code_table is not None and code_table not in self.code_tables:
             raise StandardError(f"{where}: unknown code table {code_table!r}")
@@ -490,7 +490,7 @@ def _with_defaults(spec: FieldSpec, code_tables) -> dict:
     rules = _rule_defaults(spec.rules)
     table = code_tables[spec.code_table] if spec.code_table else None
     if table and table.checked_by:
-        rules["check_with"] = _add_check(rules, table.checked_by)
+        rules["check_with"] = _add_check(rules.get("check_with"), table.checked_by)
     elif table and "allowed" not in rules:
         rules["allowed"] = list(table.codes)
     return rules
@@ -501,17 +501,18 @@ def _rule_defaults(rules: dict) -> dict:
     if rules.get("type") == "string":
         rules.setdefault("empty", False)
         if rules.get("coerce") in (None, "text"):  # free text: codes have their own rules
-            rules["check_with"] = _add_check(rules, "plain_text")
+            rules["check_with"] = _add_check(rules.get("check_with"), "plain_text")
     if rules.get("type") in ("number", "float"):
-        rules["check_with"] = _add_check(rules, "finite")
+        rules["check_with"] = _add_check(rules.get("check_with"), "finite")
     if rules.get("type") == "dict" and isinstance(rules.get("schema"), dict):
         rules["schema"] = {name: _rule_defaults(sub) if isinstance(sub, dict) else sub
                            for name, sub in rules["schema"].items()}
     return rules
 
 
-def _add_check(rules, name):
-    checks = _as_list(rules.get("check_with"))
+def _add_check(check_with, name):
+    """A ``check_with`` value with ``name`` appended unless it is there already."""
+    checks = _as_list(check_with)
     if name not in checks:
         checks.append(name)
     return checks[0] if len(checks) == 1 else checks

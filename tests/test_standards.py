@@ -1,12 +1,11 @@
 """Loading, checking and resolving field standards; overlays; the catalogue."""
-import pathlib
-import shutil
-
 import pytest
 import yaml
 
 from gridcollect import RECORD_TYPES, CATALOGUE, StandardError, load_standards
 from gridcollect.standards import DEFAULT_PATH, SENSITIVITIES, Standards
+
+from conftest import edit_yaml, write_overlay
 
 SPEC_FIELDS = {
     "person": ["id_number", "name", "sex", "birth_date", "ethnicity", "phone", "residence_type",
@@ -80,18 +79,6 @@ def test_effective_standard_is_cached_and_grid_codes_checked(standards):
         standards.effective("vehicle")
 
 
-def _copy(tmp_path) -> pathlib.Path:
-    target = tmp_path / "field_standards"
-    shutil.copytree(DEFAULT_PATH, target)
-    return target
-
-
-def _edit(path, change):
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-
-
 @pytest.mark.parametrize("change,message", [
     (lambda d: d["fields"]["name"]["rules"].update(maxlength="fifty"), "field name: invalid rules"),
     (lambda d: d["fields"]["sex"].update(code_table="gb_t_9999"), "field sex: unknown code table"),
@@ -103,9 +90,10 @@ def _edit(path, change):
     (lambda d: d["fields"]["name"].update(natural_key=True), "more than one natural key"),
     (lambda d: d.pop("version"), "needs a version"),
 ])
-def test_broken_standard_fails_loudly_naming_file_and_field(tmp_path, change, message):
-    folder = _copy(tmp_path)
-    _edit(folder / "person.yaml", change)
+def test_broken_standard_fails_loudly_naming_file_and_field(standards_folder, change,
+                                                             message):
+    folder = standards_folder
+    edit_yaml(folder / "person.yaml", change)
     with pytest.raises(StandardError) as raised:
         Standards(folder)
     assert "person.yaml" in str(raised.value) and message in str(raised.value)
@@ -117,28 +105,27 @@ def test_broken_standard_fails_loudly_naming_file_and_field(tmp_path, change, me
     ({"maxlength": 500}, "maxlength"),
     ({"allowed": ["01", "99"]}, "allowed"),
 ])
-def test_overlay_may_only_tighten(tmp_path, rules, loosened):
-    folder = _copy(tmp_path)
+def test_overlay_may_only_tighten(standards_folder, rules, loosened):
+    folder = standards_folder
     field = "ethnicity" if "allowed" in rules else "name"
-    _edit(folder / "overlays" / "420502001002" / "person.yaml",
+    edit_yaml(folder / "overlays" / "420502001002" / "person.yaml",
           lambda d: d["fields"].update({field: {"rules": rules}}))
     with pytest.raises(StandardError, match=f"only tighten.*{loosened}"):
         Standards(folder)
 
 
-def test_overlay_folder_must_be_a_prefix(tmp_path):
-    folder = _copy(tmp_path)
+def test_overlay_folder_must_be_a_prefix(standards_folder):
+    folder = standards_folder
     (folder / "overlays" / "42050200100").mkdir()
     with pytest.raises(StandardError, match="42050200100"):
         Standards(folder)
 
 
-def test_overlay_narrowing_allowed_codes_is_applied(tmp_path):
-    folder = _copy(tmp_path)
-    (folder / "overlays" / "420502").mkdir()
-    (folder / "overlays" / "420502" / "house.yaml").write_text(
+def test_overlay_narrowing_allowed_codes_is_applied(standards_folder):
+    folder = standards_folder
+    write_overlay(folder, "420502", "house",
         "version: 3\nfields:\n  usage:\n    rules: {allowed: ['1', '2']}\n"
-        "  area:\n    rules: {required: true}\n", encoding="utf-8")
+        "  area:\n    rules: {required: true}\n")
     standards = Standards(folder)
     house = standards.effective("house", "420502001002003")
     assert house.version == "2026.1+420502.3"
@@ -159,13 +146,12 @@ def test_every_message_is_bilingual():
         assert "{zh}" in zh and "{en}" in en, code
 
 
-def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(tmp_path):
-    folder = _copy(tmp_path)
-    (folder / "overlays" / "420503").mkdir()
-    (folder / "overlays" / "420503" / "person.yaml").write_text(
+def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(standards_folder):
+    folder = standards_folder
+    write_overlay(folder, "420503", "person",
         "version: 1\nfields:\n  guardian_phone:\n    label: {zh: 监护人电话, en: Guardian's phone}\n"
         "    rules: {type: string, coerce: phone, check_with: mobile,"
-        " dependencies: special_groups}\n", encoding="utf-8")
+        " dependencies: special_groups}\n")
     person = Standards(folder).effective("person", "420503001001001")
     assert person._compiled is None
     record = {"id_number": "11010519491231002X", "name": "张三", "sex": "2",
@@ -182,9 +168,9 @@ def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(tmp_path):
     assert [(e.field, e.code) for e in broken.errors] == [("", "invalid")]
 
 
-def test_a_regex_with_unicode_digits_is_refused(tmp_path):
-    folder = _copy(tmp_path)
-    _edit(folder / "house.yaml",
+def test_a_regex_with_unicode_digits_is_refused(standards_folder):
+    folder = standards_folder
+    edit_yaml(folder / "house.yaml",
           lambda d: d["fields"]["address"]["rules"].update(regex=r".*\d+号.*"))
     with pytest.raises(StandardError, match=r"house.yaml: field address: write \[0-9\]"):
         Standards(folder)
@@ -199,28 +185,26 @@ def test_a_regex_with_unicode_digits_is_refused(tmp_path):
     ("area", {"min": 0}),
     ("house_code", {"regex": ".*"}),
 ])
-def test_overlay_loopholes_are_closed(tmp_path, field, rules):
-    folder = _copy(tmp_path)
-    (folder / "overlays" / "420502" ).mkdir()
-    (folder / "overlays" / "420502" / "house.yaml").write_text(
-        yaml.safe_dump({"version": 1, "fields": {field: {"rules": rules}}}), encoding="utf-8")
+def test_overlay_loopholes_are_closed(standards_folder, field, rules):
+    folder = standards_folder
+    write_overlay(folder, "420502", "house",
+        yaml.safe_dump({"version": 1, "fields": {field: {"rules": rules}}}))
     with pytest.raises(StandardError, match=f"420502.house.yaml: field {field}: an overlay may"):
         Standards(folder)
 
 
-def test_clashing_overlays_fail_at_load_not_later(tmp_path):
-    folder = _copy(tmp_path)
-    (folder / "overlays" / "420502").mkdir()
-    (folder / "overlays" / "420502" / "person.yaml").write_text(
+def test_clashing_overlays_fail_at_load_not_later(standards_folder):
+    folder = standards_folder
+    write_overlay(folder, "420502", "person",
         "version: 1\nfields:\n  dog_registration:\n    label: {zh: 养犬, en: Dog}\n"
-        "    rules: {type: string}\n", encoding="utf-8")
+        "    rules: {type: string}\n")
     # the community overlay (420502001002) defines dog_registration again, with a label
     with pytest.raises(StandardError, match="420502001002.person.yaml: field dog_registration"):
         Standards(folder)
 
 
-def test_a_key_twice_in_yaml_is_refused(tmp_path):
-    folder = _copy(tmp_path)
+def test_a_key_twice_in_yaml_is_refused(standards_folder):
+    folder = standards_folder
     path = folder / "person.yaml"
     path.write_text(path.read_text(encoding="utf-8") + "  name:\n    label: {zh: x, en: x}\n"
                     "    rules: {type: string}\n", encoding="utf-8")
@@ -228,8 +212,8 @@ def test_a_key_twice_in_yaml_is_refused(tmp_path):
         Standards(folder)
 
 
-def test_code_years_must_be_years(tmp_path):
-    folder = _copy(tmp_path)
+def test_code_years_must_be_years(standards_folder):
+    folder = standards_folder
     path = folder / "codes" / "gb_t_2260.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace(
         '"110103": {label: "崇文区", until: 2010}', '"110103": {label: "崇文区", until: "2010"}'),
