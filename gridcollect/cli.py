@@ -134,3 +134,203 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
                   f"{counts['invalid']} invalid (standard {standard.record_type} "
                   f"{standard.version})\n")
     sys.exit(1 if counts["invalid"] else 0)
+
+
+# --- the database: init-db, grids, users ----------------------------------------------
+
+def db_option(command):
+    return click.option("--db", "db_path", envvar="GRIDCOLLECT_DB", default="gridcollect.db",
+                        show_default=True, type=click.Path(dir_okay=False),
+                        help="SQLite database file (or GRIDCOLLECT_DB).")(command)
+
+
+def _actor() -> str:
+    import getpass
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _open(db_path, create=False):
+    """The database, migrated; refuses to create one unless asked."""
+    from . import clock, store
+    if not create and not os.path.exists(db_path):
+        raise click.UsageError(f"{db_path}: no such database; create it with "
+                               f"`gridcollect init-db --db {db_path}`")
+    db = store.connect(db_path)
+    store.migrate(db, clock.iso(clock.now()))
+    return db
+
+
+@main.command("init-db")
+@db_option
+def init_db(db_path):
+    """Create the database (or bring an existing one up to date)."""
+    from . import store
+    existed = os.path.exists(db_path)
+    db = _open(db_path, create=True)
+    click.echo(f"{db_path}: {'up to date' if existed else 'created'}, "
+               f"schema version {store.schema_version(db)}")
+
+
+@main.group()
+def grids():
+    """Grid cells: import from GeoJSON, list."""
+
+
+@grids.command("import")
+@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@db_option
+def grids_import(geojson, db_path):
+    """Import or update grid cells from a GeoJSON FeatureCollection.
+
+    Each Feature needs properties `code` (15 digits) and `name`, and a valid
+    Polygon or MultiPolygon in WGS 84 lon/lat. The file is checked whole
+    before anything is written.
+    """
+    import shapely
+
+    from . import clock, store
+    try:
+        cells = load_geojson(geojson)
+    except GridFileError as exc:
+        raise click.UsageError(str(exc)) from None
+    db = _open(db_path)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        added, changed = store.upsert_grids(
+            db, [(code, grid.name, shapely.to_geojson(grid.geometry))
+                 for code, grid in sorted(cells.items())], at)
+        store.audit(db, [(at, _actor(), "grids_import", "grids", None,
+                          {"file": os.path.basename(geojson), "grids": len(cells),
+                           "added": added, "changed": changed})])
+    click.echo(f"{len(cells)} grids in {geojson}: {added} added, {changed} changed, "
+               f"{len(cells) - added - changed} unchanged")
+
+
+@grids.command("list")
+@click.option("--under", metavar="PREFIX", help="Only grids under this prefix.")
+@db_option
+def grids_list(under, db_path):
+    """List grid cells: code and name."""
+    from . import store
+    if under is not None and not is_prefix(under):
+        raise click.UsageError("--under must be a prefix of 6, 9, 12 or 15 digits")
+    after = None
+    db = _open(db_path)
+    while True:
+        rows = store.list_grids(db, None, under, after, 1000)
+        for row in rows:
+            click.echo(f"{row['code']}\t{row['name']}")
+        if len(rows) < 1000:
+            break
+        after = rows[-1]["code"]
+
+
+@main.group()
+def users():
+    """Users: add, list, change role or scope, reset passwords, revoke tokens."""
+
+
+def _scopes(values) -> list:
+    return [p for value in values for p in value.replace(",", " ").split()]
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise click.UsageError("no terminal to ask for the password: use --password-stdin")
+    return password
+
+
+def _account_call(function, *args, **kwargs):
+    from . import accounts
+    try:
+        return function(*args, **kwargs)
+    except accounts.AccountError as exc:
+        raise click.UsageError(str(exc)) from None
+    except LookupError as exc:
+        raise click.UsageError(f"no such user: {exc.args[0]}") from None
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["worker", "supervisor", "analyst",
+                                                          "admin"]))
+@click.option("--scope", "scope", multiple=True, metavar="PREFIX",
+              help="Grid code prefix (6, 9, 12 or 15 digits); repeat it or separate by commas.")
+@click.option("--unmasked", is_flag=True, help="Analyst sees personal fields unmasked.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@db_option
+def users_add(username, role, scope, unmasked, password_stdin, db_path):
+    """Add a user with a role and scope prefixes."""
+    from . import accounts
+    db = _open(db_path)
+    password = _read_password(password_stdin)
+    user = _account_call(accounts.add_user, db, _actor(), username, role, _scopes(scope),
+                         password, unmasked)
+    click.echo(f"added {user.username} ({user.role}, scope {' '.join(user.scope) or '-'})")
+
+
+@users.command("list")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@db_option
+def users_list(output, db_path):
+    """List users with role, scope and status."""
+    from . import store
+    rows = store.list_users(_open(db_path))
+    if output == "json":
+        click.echo(json.dumps([{k: r[k] for k in ("username", "role", "scope", "unmasked",
+                                                  "disabled")} for r in rows],
+                              ensure_ascii=False))
+        return
+    for r in rows:
+        flags = " ".join(f for f, on in (("unmasked", r["unmasked"]),
+                                         ("disabled", r["disabled"])) if on)
+        click.echo(f"{r['username']}\t{r['role']}\t{','.join(r['scope']) or '-'}\t{flags}")
+
+
+@users.command("set")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["worker", "supervisor", "analyst", "admin"]))
+@click.option("--scope", "scope", multiple=True, metavar="PREFIX",
+              help="Replace the scope; repeat it or separate by commas.")
+@click.option("--unmasked/--masked", default=None, help="Personal fields unmasked or not.")
+@click.option("--disable/--enable", "disabled", default=None,
+              help="Disable the user (revokes its tokens) or enable it again.")
+@db_option
+def users_set(username, role, scope, unmasked, disabled, db_path):
+    """Change a user's role, scope, unmasking, or disable it."""
+    from . import accounts
+    user = _account_call(accounts.change_user, _open(db_path), _actor(), username, role=role,
+                         scope=_scopes(scope) if scope else None, unmasked=unmasked,
+                         disabled=disabled)
+    click.echo(f"{user.username}: {user.role}, scope {' '.join(user.scope) or '-'}")
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@db_option
+def users_passwd(username, password_stdin, db_path):
+    """Reset a password; the user's tokens are revoked."""
+    from . import accounts
+    db = _open(db_path)
+    password = _read_password(password_stdin)
+    _account_call(accounts.change_user, db, _actor(), username, password=password)
+    click.echo(f"{username}: password changed, tokens revoked")
+
+
+@users.command("revoke")
+@click.argument("username")
+@db_option
+def users_revoke(username, db_path):
+    """Revoke every token of a user (e.g. a lost phone)."""
+    from . import accounts
+    revoked = _account_call(accounts.revoke_tokens, _open(db_path), _actor(), username)
+    click.echo(f"{username}: {revoked} tokens revoked")

@@ -74,7 +74,51 @@ CATALOGUE = {
     "not_an_integer": ("{zh}应为整数", "{en}: must be a whole number"),
     "not_a_boolean": ("{zh}应为是/否", "{en}: must be yes or no"),
     "not_json": ("{zh}不是有效的 JSON", "{en}: not valid JSON"),
+    # submissions (the envelope around a record)
+    "not_retirable": ("{zh}：此类记录没有自然键，不能注销",
+                      "{en}: records of this type have no natural key and cannot be retired"),
+    "not_replaceable": ("{zh}不是本人被退回且尚未更正的提交",
+                        "{en}: not one of your returned submissions awaiting correction"),
 }
+
+# API problems: code -> (HTTP status, Chinese, English). Every refusal the
+# server gives comes from here; {placeholders} are filled by the caller.
+PROBLEMS = {
+    "bad_json": (400, "请求体不是有效的 JSON", "the body is not valid JSON: {detail}"),
+    "bad_query": (400, "查询参数错误", "bad query parameter: {detail}"),
+    "bad_cursor": (400, "分页游标无效", "cursor is not valid; start again without it"),
+    "auth_required": (401, "需要登录", "authentication required: send Authorization: Bearer"
+                      " <token>"),
+    "token_invalid": (401, "令牌无效、已过期或已撤销", "token is invalid, expired or revoked"),
+    "bad_credentials": (401, "用户名或密码错误", "wrong username or password"),
+    "role_forbidden": (403, "当前角色无权执行此操作", "the {role} role may not do this"),
+    "not_found": (404, "对象不存在", "not found"),
+    "method_not_allowed": (405, "不支持该请求方法", "method not allowed"),
+    "not_pending": (409, "该提交已不是待审核状态", "the submission is no longer pending"
+                    " (state: {state})"),
+    "photo_closed": (409, "只能为待审核的本人提交添加照片",
+                     "photos can be added only to your own pending submissions"),
+    "user_exists": (409, "用户已存在", "user {username} already exists"),
+    "too_large": (413, "请求体过大", "the body is larger than {limit} bytes"),
+    "too_many_items": (413, "一批最多提交 500 条", "{count} items; at most 500 per batch"),
+    "unsupported_media_type": (415, "不支持的内容类型", "Content-Type must be {expected}"),
+    "invalid_request": (422, "请求内容不符合接口要求", "the request does not match the API;"
+                        " see errors"),
+    "note_required": (422, "退回或驳回必须填写说明", "a note is required to {action}"),
+    "bad_photo": (422, "照片必须是完整的 JPEG 或 PNG 图片",
+                  "a photo must be a complete JPEG or PNG image"),
+    "bad_account": (422, "用户信息不符合要求", "{detail}"),
+    "throttled": (429, "登录失败次数过多，请稍后再试",
+                  "too many failed logins; retry after {retry_after} s"),
+    "internal": (500, "服务器内部错误", "internal error; it has been logged"),
+    "busy": (503, "数据库繁忙，请稍后重试", "the database is busy; retry shortly"),
+}
+
+
+def problem(code: str, **values) -> tuple:
+    """``(HTTP status, message)`` of an API problem."""
+    status, zh, en = PROBLEMS[code]
+    return status, zh + " / " + en.format(**values)
 
 # Cerberus error definition -> catalogue code (group errors are flattened).
 _CERBERUS_CODES = {

@@ -1,0 +1,207 @@
+"""Users, passwords and tokens: slow password hashes, random tokens stored hashed,
+expiry and revocation, and throttling of repeated failed logins.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from . import clock, store
+from .access import ROLES, User
+from .grids import is_prefix
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    token_ttl: datetime.timedelta = datetime.timedelta(days=7)  # phones work offline for days
+    scrypt_n: int = 2 ** 15  # about 32 MB and 50-100 ms per hash
+    max_failures: int = 5  # per username, within the window
+    max_failures_per_address: int = 30
+    failure_window: datetime.timedelta = datetime.timedelta(minutes=15)
+
+
+class AccountError(ValueError):
+    """A user cannot be created or changed as asked; the message says why."""
+
+
+class BadCredentials(Exception):
+    pass
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+# --- passwords and tokens ----------------------------------------------------------
+
+def hash_password(password: str, n: int = Settings.scrypt_n) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, maxmem=2 ** 27)
+    return f"scrypt${n}$8$1${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        computed = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n),
+                                  r=int(r), p=int(p), maxmem=2 ** 27)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# A user that does not exist still costs one hash: timing does not tell.
+_DUMMY_HASH = None
+
+
+def _dummy_hash(n):
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None or _DUMMY_HASH.split("$")[1] != str(n):
+        _DUMMY_HASH = hash_password(secrets.token_hex(8), n)
+    return _DUMMY_HASH
+
+
+# --- logging in --------------------------------------------------------------------
+
+def login(db, username: str, password: str, address: str, settings: Settings) -> tuple:
+    """``(token, expires_at, User)``; raises Throttled or BadCredentials."""
+    now = clock.now()
+    since = clock.iso(now - settings.failure_window)
+    user_key, address_key = f"user:{username[:64]}", f"addr:{address}"
+    for key, limit in ((user_key, settings.max_failures),
+                       (address_key, settings.max_failures_per_address)):
+        count, earliest = store.login_failures(db, key, since)
+        if count >= limit:
+            unlock = clock.parse(earliest) + settings.failure_window
+            raise Throttled(max(1, int((unlock - now).total_seconds()) + 1))
+    row = store.get_user(db, username) if USERNAME.match(username) else None
+    if row is None:
+        verify_password(password, _dummy_hash(settings.scrypt_n))
+    ok = row is not None and verify_password(password, row["password_hash"]) \
+        and not row["disabled"]
+    at = clock.iso(now)
+    with store.write(db):
+        if not ok:
+            store.add_login_failure(db, [user_key, address_key], at, since)
+            store.audit(db, [(at, username[:64], "login_failed", "user", username[:64],
+                              {"address": address})])
+        else:
+            token = secrets.token_urlsafe(32)
+            expires_at = clock.iso(now + settings.token_ttl)
+            store.insert_token(db, token_hash(token), username, at, expires_at)
+            store.clear_login_failures(db, user_key)
+            store.audit(db, [(at, username, "login", "user", username, {"address": address})])
+    if not ok:  # raised after the commit: the failure stays counted
+        raise BadCredentials()
+    return token, expires_at, User.from_row(row)
+
+
+def authenticate(db, token: str) -> User | None:
+    row = store.user_by_token(db, token_hash(token), clock.iso(clock.now()))
+    return None if row is None else User.from_row(row)
+
+
+def logout(db, token: str, user: User):
+    at = clock.iso(clock.now())
+    with store.write(db):
+        store.revoke_token(db, token_hash(token), at)
+        store.audit(db, [(at, user.username, "logout", "user", user.username, None)])
+
+
+# --- administration ----------------------------------------------------------------
+
+def check_role_and_scope(role: str, scope) -> tuple:
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    scope = tuple(scope)
+    for prefix in scope:
+        if not is_prefix(prefix):
+            raise AccountError(f"scope {prefix!r} is not a grid code prefix of 6, 9, 12 or "
+                               f"15 digits")
+    if role in ("worker", "supervisor") and not scope:
+        raise AccountError(f"a {role} needs at least one scope prefix")
+    return scope
+
+
+def check_password(password: str):
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+
+
+def add_user(db, actor: str, username: str, role: str, scope, password: str,
+             unmasked: bool = False, scrypt_n: int = Settings.scrypt_n) -> User:
+    if not USERNAME.match(username or ""):
+        raise AccountError("username must be 1-64 letters, digits, '.', '_' or '-',"
+                           " starting with a letter or digit")
+    scope = check_role_and_scope(role, scope)
+    check_password(password)
+    password_hash = hash_password(password, scrypt_n)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        if store.get_user(db, username) is not None:
+            raise AccountError(f"user {username} already exists")
+        store.insert_user(db, username, role, scope, password_hash, unmasked, at)
+        store.audit(db, [(at, actor, "user_add", "user", username,
+                          {"role": role, "scope": list(scope), "unmasked": unmasked})])
+    return User(username, role, scope, unmasked)
+
+
+def change_user(db, actor: str, username: str, *, role=None, scope=None, password=None,
+                unmasked=None, disabled=None, scrypt_n: int = Settings.scrypt_n) -> User:
+    """Change what is given; a new password or disabling revokes the user's tokens."""
+    if password is not None:
+        check_password(password)
+        password_hash = hash_password(password, scrypt_n)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        row = store.get_user(db, username)
+        if row is None:
+            raise LookupError(username)
+        new_role = role if role is not None else row["role"]
+        new_scope = check_role_and_scope(new_role, scope if scope is not None else row["scope"])
+        changes = {}
+        if role is not None:
+            changes["role"] = role
+        if scope is not None:
+            changes["scope"] = new_scope
+        if unmasked is not None:
+            changes["unmasked"] = bool(unmasked)
+        if disabled is not None:
+            changes["disabled"] = bool(disabled)
+        if password is not None:
+            changes["password_hash"] = password_hash
+        store.update_user(db, username, changes, at)
+        revoked = 0
+        if password is not None or disabled:
+            revoked = store.revoke_tokens(db, username, at)
+        detail = {k: (list(v) if k == "scope" else v) for k, v in changes.items()
+                  if k != "password_hash"}
+        if password is not None:
+            detail["password"] = "changed"
+        store.audit(db, [(at, actor, "user_change", "user", username,
+                          {**detail, "tokens_revoked": revoked})])
+        row = store.get_user(db, username)
+    return User.from_row(row)
+
+
+def revoke_tokens(db, actor: str, username: str) -> int:
+    at = clock.iso(clock.now())
+    with store.write(db):
+        if store.get_user(db, username) is None:
+            raise LookupError(username)
+        revoked = store.revoke_tokens(db, username, at)
+        store.audit(db, [(at, actor, "tokens_revoke", "user", username, {"revoked": revoked})])
+    return revoked

@@ -1,0 +1,86 @@
+"""Grids in the caller's scope, and the effective standards of a grid for offline use."""
+from __future__ import annotations
+
+import json
+
+import flask
+from flask.views import MethodView
+
+from .. import access, schema_export, store
+from ..grids import is_grid_code
+from . import (
+    ApiError,
+    Blueprint,
+    authenticated,
+    current_user,
+    cursor_value,
+    db,
+    page,
+    runtime,
+)
+from .schemas import Grid, GridList, GridListArgs, StandardsArgs
+
+blp = Blueprint("grids", __name__, url_prefix="/api/v1", description="Grids and standards")
+
+
+def _grid(row, geometry=True) -> dict:
+    out = dict(row)
+    out["geometry"] = json.loads(row["geometry"]) if geometry and row["geometry"] else None
+    return out
+
+
+def grid_in_scope(code: str) -> dict:
+    row = store.get_grid(db(), code) if is_grid_code(code) else None
+    if row is None or not access.in_scope(current_user(), code):
+        raise ApiError("not_found")
+    return row
+
+
+@blp.route("/grids")
+class Grids(MethodView):
+    @authenticated("read_grids")
+    @blp.arguments(GridListArgs, location="query")
+    @blp.response(200, GridList)
+    def get(self, args):
+        """Grids in the caller's scope, by code; ``under`` narrows to a prefix."""
+        rows = store.list_grids(db(), access.prefixes(current_user()), args.get("under"),
+                                cursor_value(args, str), args["limit"] + 1)
+        result = page(rows, args["limit"], lambda row: row["code"])
+        result["items"] = [_grid(row, args["geometry"]) for row in result["items"]]
+        return result
+
+
+@blp.route("/grids/<code>")
+class GridResource(MethodView):
+    @authenticated("read_grids")
+    @blp.response(200, Grid)
+    def get(self, code):
+        """One grid with its geometry."""
+        return _grid(grid_in_scope(code))
+
+
+@blp.route("/grids/<code>/standards")
+class GridStandards(MethodView):
+    @authenticated("read_grids")
+    @blp.arguments(StandardsArgs, location="query")
+    @blp.response(200)
+    @blp.alt_response(304, description="not modified since the ETag sent in If-None-Match")
+    def get(self, args, code):
+        """The effective standards of a grid, to validate offline.
+
+        ``format=native`` (default): fields with rules, labels, sensitivity and
+        code tables. ``format=json-schema``: one JSON Schema per record type.
+        Send the ETag back in ``If-None-Match`` to download only when it changed.
+        """
+        grid_in_scope(code)
+        standards = runtime().standards
+        tag = schema_export.etag(standards, code, args["format"])
+        if tag in flask.request.if_none_match:
+            response = flask.Response(status=304)
+        else:
+            document = (schema_export.native(standards, code) if args["format"] == "native"
+                        else schema_export.json_schemas(standards, code))
+            response = flask.jsonify(document)
+        response.set_etag(tag)
+        response.headers["Cache-Control"] = "private, no-cache"  # revalidate with the ETag
+        return response

@@ -1,0 +1,286 @@
+"""marshmallow schemas: what a client may send (load) and what it reads (dump)."""
+from __future__ import annotations
+
+import re
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from .. import clock
+from ..access import ROLES
+from ..grids import PREFIX
+from ..standards import RECORD_TYPES
+from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
+
+MAX_BATCH = 500
+MAX_ID = 2 ** 53  # what every JSON client can hold exactly
+PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+\Z")
+
+
+class Timestamp(fields.Field):
+    """ISO 8601; without an offset it is China Standard Time. Dumped as stored."""
+
+    default_error_messages = {"invalid": "Not an ISO 8601 timestamp."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or len(value) > 40:
+            raise self.make_error("invalid")
+        try:
+            return clock.parse(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+def _printable(max_length):
+    return [validate.Length(1, max_length),
+            validate.Regexp(PRINTABLE, error="Must be printable text without control "
+                                              "characters.")]
+
+
+_grid_prefix = validate.Regexp(PREFIX, error="Must be a grid code prefix of 6, 9, 12 or 15 "
+                                              "digits.")
+_id = fields.Integer(strict=True, validate=validate.Range(1, MAX_ID))
+
+
+class Schema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE  # a misspelt key is an error, not silently ignored
+
+
+# --- auth and users -----------------------------------------------------------------
+
+class Login(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 200))
+    password = fields.String(required=True, validate=validate.Length(1, 1024),
+                             load_only=True)
+
+
+class User(Schema):
+    username = fields.String(required=True)
+    role = fields.String(required=True, metadata={"enum": list(ROLES)})
+    scope = fields.List(fields.String(), required=True)
+    unmasked = fields.Boolean()
+    disabled = fields.Boolean()
+
+
+class Token(Schema):
+    token = fields.String(required=True)
+    expires_at = fields.String(required=True)
+    user = fields.Nested(User, required=True)
+
+
+class NewUser(Schema):
+    username = fields.String(required=True, validate=validate.Length(1, 64))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    scope = fields.List(fields.String(validate=_grid_prefix), load_default=list,
+                        validate=validate.Length(max=1000))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(8, 1024))
+    unmasked = fields.Boolean(load_default=False)
+
+
+class UserChange(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    scope = fields.List(fields.String(validate=_grid_prefix), validate=validate.Length(max=1000))
+    password = fields.String(load_only=True, validate=validate.Length(8, 1024))
+    unmasked = fields.Boolean()
+    disabled = fields.Boolean()
+
+
+class UserList(Schema):
+    items = fields.List(fields.Nested(User), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class Revoked(Schema):
+    revoked = fields.Integer(required=True)
+
+
+# --- grids and standards ------------------------------------------------------------
+
+class Grid(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    geometry = fields.Dict(allow_none=True, metadata={"description": "GeoJSON geometry"})
+    revision = fields.Integer()
+    imported_at = fields.String()
+
+
+class GridList(Schema):
+    items = fields.List(fields.Nested(Grid), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class GridListArgs(Schema):
+    under = fields.String(validate=_grid_prefix)
+    geometry = fields.Boolean(load_default=True)
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class StandardsArgs(Schema):
+    format = fields.String(load_default="native", validate=validate.OneOf(
+        ["native", "json-schema"]))
+
+
+# --- submissions --------------------------------------------------------------------
+
+class SubmissionItem(Schema):
+    client_id = fields.String(required=True, validate=_printable(100),
+                              metadata={"description": "chosen by the phone, e.g. a UUID;"
+                                                       " unique per worker"})
+    record_type = fields.String(required=True, validate=validate.OneOf(RECORD_TYPES))
+    grid_code = fields.String(required=True, validate=validate.Length(max=64))
+    action = fields.String(load_default="upsert", validate=validate.OneOf(ACTIONS))
+    data = fields.Dict(required=True)
+    collected_at = Timestamp(required=True)
+    base_version = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                  validate=validate.Range(0, MAX_ID))
+    replaces = fields.Integer(load_default=None, allow_none=True, strict=True,
+                              validate=validate.Range(1, MAX_ID),
+                              metadata={"description": "id of the returned submission this"
+                                                       " one corrects"})
+
+
+class TooManyItems(Exception):
+    pass
+
+
+class SubmitBatch(Schema):
+    submissions = fields.List(fields.Nested(SubmissionItem), required=True,
+                              validate=validate.Length(1, MAX_BATCH))
+
+    @ma.pre_load
+    def refuse_large(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("submissions"), list) \
+                and len(data["submissions"]) > MAX_BATCH:
+            raise TooManyItems(len(data["submissions"]))  # 413, before any item is read
+        return data
+
+
+class FieldError(Schema):
+    field = fields.String(required=True)
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ItemResult(Schema):
+    client_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={
+        "enum": ["accepted", "duplicate", "invalid", "forbidden"]})
+    id = fields.Integer(allow_none=True, required=True)
+    errors = fields.List(fields.Nested(FieldError), required=True)
+
+
+class SubmitResults(Schema):
+    results = fields.List(fields.Nested(ItemResult), required=True)
+
+
+class Review(Schema):
+    by = fields.String(allow_none=True)
+    at = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class Photo(Schema):
+    sha256 = fields.String(required=True)
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    added_at = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class Submission(Schema):
+    id = fields.Integer(required=True)
+    client_id = fields.String(required=True)
+    record_type = fields.String(required=True)
+    grid_code = fields.String(required=True)
+    action = fields.String(required=True)
+    data = fields.Dict(required=True)
+    state = fields.String(required=True, metadata={"enum": list(STATES)})
+    worker = fields.String(required=True)
+    collected_at = fields.String(required=True)
+    received_at = fields.String(required=True)
+    standard_version = fields.String(required=True)
+    base_version = fields.Integer(allow_none=True)
+    natural_key = fields.String(allow_none=True)
+    review = fields.Nested(Review, allow_none=True)
+    replaces = fields.Integer(allow_none=True)
+    replaced_by = fields.Integer(allow_none=True)
+    photos = fields.List(fields.Nested(Photo))
+
+
+class SubmissionList(Schema):
+    items = fields.List(fields.Nested(Submission), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class SubmissionListArgs(Schema):
+    state = fields.String(validate=validate.OneOf(STATES))
+    grid = fields.String(validate=_grid_prefix)
+    record_type = fields.String(validate=validate.OneOf(RECORD_TYPES))
+    since = Timestamp(metadata={"description": "received at or after"})
+    until = Timestamp(metadata={"description": "received before"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+# --- review -------------------------------------------------------------------------
+
+class ReviewRequest(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(list(REVIEW_ACTIONS)))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class BulkReviewRequest(ReviewRequest):
+    ids = fields.List(_id, required=True, validate=validate.Length(1, MAX_BATCH))
+
+
+class BulkReviewResult(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={
+        "enum": ["reviewed", "not_pending", "not_found"]})
+    state = fields.String(allow_none=True, required=True)
+
+
+class BulkReviewResults(Schema):
+    results = fields.List(fields.Nested(BulkReviewResult), required=True)
+
+
+# --- audit --------------------------------------------------------------------------
+
+class AuditEntry(Schema):
+    id = fields.Integer(required=True)
+    at = fields.String(required=True)
+    actor = fields.String(required=True)
+    action = fields.String(required=True)
+    object_type = fields.String(allow_none=True)
+    object_id = fields.String(allow_none=True)
+    detail = fields.Raw(allow_none=True)
+
+
+class AuditList(Schema):
+    items = fields.List(fields.Nested(AuditEntry), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class AuditListArgs(Schema):
+    actor = fields.String(validate=validate.Length(max=200))
+    action = fields.String(validate=validate.Length(max=50))
+    object_type = fields.String(validate=validate.Length(max=50))
+    object_id = fields.String(validate=validate.Length(max=200))
+    since = Timestamp()
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+# --- errors -------------------------------------------------------------------------
+
+class Error(Schema):
+    code = fields.Integer(required=True, metadata={"description": "HTTP status"})
+    status = fields.String(required=True)
+    message = fields.String(required=True, metadata={"description": "Chinese / English"})
+    error = fields.String(required=True, metadata={"description": "stable problem code"})
+    errors = fields.Dict(metadata={"description": "field -> messages"})

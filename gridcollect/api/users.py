@@ -1,0 +1,77 @@
+"""Administration of users: list, add, change role, scope or password, revoke tokens."""
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from .. import accounts, store
+from . import ApiError, Blueprint, authenticated, current_user, db, runtime
+from .schemas import NewUser, Revoked, User, UserChange, UserList
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users (admin)")
+
+
+def _public(row) -> dict:
+    return {k: row[k] for k in ("username", "role", "scope", "unmasked", "disabled")}
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @authenticated("manage_users")
+    @blp.response(200, UserList)
+    def get(self):
+        """Every user."""
+        return {"items": [_public(row) for row in store.list_users(db())], "next": None}
+
+    @authenticated("manage_users")
+    @blp.arguments(NewUser)
+    @blp.response(201, User)
+    def post(self, new):
+        """Add a user."""
+        if store.get_user(db(), new["username"]) is not None:
+            raise ApiError("user_exists", username=new["username"])
+        try:
+            accounts.add_user(db(), current_user().username, new["username"], new["role"],
+                              new["scope"], new["password"], new["unmasked"],
+                              runtime().account_settings.scrypt_n)
+        except accounts.AccountError as exc:
+            raise ApiError("bad_account", detail=str(exc)) from None
+        return _public(store.get_user(db(), new["username"]))
+
+
+@blp.route("/users/<username>")
+class UserResource(MethodView):
+    @authenticated("manage_users")
+    @blp.response(200, User)
+    def get(self, username):
+        """One user."""
+        row = store.get_user(db(), username)
+        if row is None:
+            raise ApiError("not_found")
+        return _public(row)
+
+    @authenticated("manage_users")
+    @blp.arguments(UserChange)
+    @blp.response(200, User)
+    def patch(self, change, username):
+        """Change role, scope, password, unmasking or disable; a new password or
+        disabling revokes the user's tokens."""
+        try:
+            accounts.change_user(db(), current_user().username, username, **change,
+                                 scrypt_n=runtime().account_settings.scrypt_n)
+        except LookupError:
+            raise ApiError("not_found") from None
+        except accounts.AccountError as exc:
+            raise ApiError("bad_account", detail=str(exc)) from None
+        return _public(store.get_user(db(), username))
+
+
+@blp.route("/users/<username>/revoke-tokens")
+class RevokeTokens(MethodView):
+    @authenticated("manage_users")
+    @blp.response(200, Revoked)
+    def post(self, username):
+        """Revoke every token of the user (a lost phone)."""
+        try:
+            return {"revoked": accounts.revoke_tokens(db(), current_user().username, username)}
+        except LookupError:
+            raise ApiError("not_found") from None

@@ -1,0 +1,212 @@
+"""``create_app(config=None)``: configuration, storage, blueprints, one error shape."""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import pathlib
+import sqlite3
+import threading
+
+import flask
+import flask_smorest
+import swagger_ui_bundle
+from werkzeug.exceptions import HTTPException
+
+from . import accounts, clock, errors, store
+from .api import ApiError, blueprints
+from .api.schemas import Error, TooManyItems
+from .standards import load_standards
+from .workflow import GridCache
+
+log = logging.getLogger("gridcollect")
+
+DEFAULTS = {
+    "DATABASE": os.environ.get("GRIDCOLLECT_DB", "gridcollect.db"),
+    "STANDARDS": None,  # a field_standards folder; None: the bundled standards
+    "PHOTO_DIR": None,  # None: "<DATABASE>-photos" beside the database
+    "MAX_JSON_BYTES": 8 * 1024 * 1024,  # 500 records of up to 16 kB each
+    "MAX_PHOTO_BYTES": 10 * 1024 * 1024,
+    "TOKEN_TTL_HOURS": 24 * 7,
+    "SCRYPT_N": 2 ** 15,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
+    "LOGIN_FAILURE_WINDOW_MINUTES": 15,
+    # flask-smorest: the OpenAPI document and a browsable page served from this
+    # server (swagger-ui-bundle), so it works on a closed government network
+    "API_TITLE": "gridcollect",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+    "API_SPEC_OPTIONS": {
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "info": {"description": "Grid-based community data collection (网格化管理): "
+                                "collect, validate, confirm. Log in with POST /auth/token, "
+                                "then send Authorization: Bearer <token>."},
+    },
+}
+
+
+class Runtime:
+    """What the views share in one process: settings, standards, connections, caches."""
+
+    def __init__(self, config):
+        self.db_path = str(config["DATABASE"])
+        self.standards = load_standards(config["STANDARDS"])
+        self.photo_dir = pathlib.Path(config["PHOTO_DIR"] or self.db_path + "-photos")
+        self.account_settings = accounts.Settings(
+            token_ttl=datetime.timedelta(hours=config["TOKEN_TTL_HOURS"]),
+            scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],
+            max_failures_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+            failure_window=datetime.timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]))
+        self.grids = GridCache()
+        self._local = threading.local()
+
+    def db(self):
+        """This thread's connection (opened again after a fork)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.db, local.pid = store.connect(self.db_path), os.getpid()
+        return local.db
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = Error
+
+
+def create_app(config=None) -> flask.Flask:
+    app = flask.Flask("gridcollect")
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    app.config["MAX_CONTENT_LENGTH"] = max(app.config["MAX_JSON_BYTES"],
+                                           app.config["MAX_PHOTO_BYTES"])
+    app.json.ensure_ascii = False  # Chinese as Chinese
+    runtime = app.extensions["gridcollect"] = Runtime(app.config)
+    store.migrate(runtime.db(), clock.iso(clock.now()))
+
+    api = Api(app)
+    for blueprint in blueprints():
+        api.register_blueprint(blueprint)
+    app.register_blueprint(_docs_assets())
+    app.add_url_rule("/", "home", lambda: flask.redirect("/api/v1/docs"))
+
+    app.before_request(_limit_body)
+    app.after_request(_security_headers)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(TooManyItems, lambda exc: _api_error(
+        ApiError("too_many_items", count=exc.args[0])))
+    app.register_error_handler(store.Busy, _busy)
+    app.register_error_handler(sqlite3.OperationalError, _database_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def _docs_assets() -> flask.Blueprint:
+    return flask.Blueprint("docs_assets", __name__,
+                           static_folder=swagger_ui_bundle.swagger_ui_path,
+                           static_url_path="/api/v1/docs/assets")
+
+
+_RAW_BODY_ENDPOINTS = {"submissions.Photos"}
+
+
+def _limit_body():
+    """JSON bodies are smaller than photos; a JSON endpoint needs a JSON body."""
+    request = flask.request
+    config = flask.current_app.config
+    if request.endpoint in _RAW_BODY_ENDPOINTS:
+        request.max_content_length = config["MAX_PHOTO_BYTES"]
+        return
+    request.max_content_length = config["MAX_JSON_BYTES"]
+    if request.method in ("POST", "PUT", "PATCH") and (
+            request.content_length or request.headers.get("Transfer-Encoding")):
+        if request.mimetype != "application/json":
+            raise ApiError("unsupported_media_type", expected="application/json")
+        if request.content_length and request.content_length > config["MAX_JSON_BYTES"]:
+            raise ApiError("too_large", limit=config["MAX_JSON_BYTES"])
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if flask.request.path.startswith("/api/v1/docs"):
+        # the page's inline start-up script; every asset comes from this server
+        headers.setdefault("Content-Security-Policy",
+                           "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                           "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                           "frame-ancestors 'none'")
+    else:
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; "
+                                                      "frame-ancestors 'none'")
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _error_response(status: int, problem: str, message: str, field_errors=None, headers=None):
+    body = {"code": status, "status": _reason(status), "message": message, "error": problem}
+    if field_errors:
+        body["errors"] = field_errors
+    response = flask.jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _reason(status):
+    from http import HTTPStatus
+    return HTTPStatus(status).phrase
+
+
+def _api_error(exc: ApiError):
+    return _error_response(exc.status, exc.problem, exc.message, exc.field_errors, exc.headers)
+
+
+_HTTP_PROBLEMS = {400: "bad_json", 401: "auth_required", 404: "not_found",
+                  405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+                  422: "invalid_request"}
+
+
+def _http_error(exc: HTTPException):
+    """Routing errors, 413 from werkzeug and 422 from webargs, in the one shape."""
+    if exc.code == 304:
+        return exc
+    problem = _HTTP_PROBLEMS.get(exc.code)
+    field_errors = None
+    messages = (getattr(exc, "data", None) or {}).get("messages")
+    if isinstance(messages, dict):
+        # {"json": {...}} or {"query": {...}}: the location is implied by the endpoint
+        field_errors = (next(iter(messages.values())) if len(messages) == 1 else messages)
+    if problem is None:
+        return _error_response(exc.code, "http_" + str(exc.code), exc.description or "",
+                               field_errors)
+    values = {"limit": flask.request.max_content_length, "detail": exc.description,
+              "expected": "application/json"}
+    message = errors.problem(problem, **values)[1]
+    return _error_response(exc.code, problem, message, field_errors)
+
+
+def _busy(exc):
+    status, message = errors.problem("busy")
+    return _error_response(status, "busy", message, headers={"Retry-After": "2"})
+
+
+def _database_error(exc: sqlite3.OperationalError):
+    if "locked" in str(exc) or "busy" in str(exc):
+        return _busy(exc)
+    return _internal_error(exc)
+
+
+def _internal_error(exc):
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    log.exception("internal error on %s %s", flask.request.method, flask.request.path)
+    status, message = errors.problem("internal")
+    return _error_response(status, "internal", message)

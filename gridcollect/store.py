@@ -1,0 +1,427 @@
+"""Every database query, one function each, and the numbered migrations.
+
+SQLite in WAL mode, opened through sqlite-utils. Writers hold ``BEGIN
+IMMEDIATE`` transactions (``with write(db):``) so that several server processes
+on one file queue for the write lock instead of failing with "database is
+locked"; readers never wait for writers.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import sqlite3
+
+import sqlite_utils
+
+BUSY_TIMEOUT_S = 30
+
+
+class Busy(Exception):
+    """The database stayed locked longer than the busy timeout."""
+
+
+def connect(path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database):
+    """One write transaction, taken up front (``BEGIN IMMEDIATE``)."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise Busy(str(exc)) from None
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- migrations ------------------------------------------------------------------
+
+def _m1_accounts_grids_submissions_audit(db):
+    db["users"].create({"username": str, "role": str, "scope": str, "password_hash": str,
+                        "unmasked": int, "disabled": int, "created_at": str,
+                        "updated_at": str}, pk="username", not_null={"role", "scope"})
+    db["tokens"].create({"token_hash": str, "username": str, "created_at": str,
+                         "expires_at": str, "revoked_at": str}, pk="token_hash",
+                        foreign_keys=[("username", "users", "username")])
+    db["tokens"].create_index(["username"])
+    db["login_failures"].create({"id": int, "key": str, "at": str}, pk="id")
+    db["login_failures"].create_index(["key", "at"])
+    db["grids"].create({"code": str, "name": str, "geometry": str, "revision": int,
+                        "imported_at": str}, pk="code")
+    db.execute("""
+        CREATE TABLE submissions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            worker TEXT NOT NULL, client_id TEXT NOT NULL,
+            record_type TEXT NOT NULL, grid_code TEXT NOT NULL, action TEXT NOT NULL,
+            natural_key TEXT, data TEXT NOT NULL, state TEXT NOT NULL,
+            collected_at TEXT NOT NULL, received_at TEXT NOT NULL,
+            standard_version TEXT NOT NULL, base_version INTEGER,
+            replaces INTEGER REFERENCES submissions(id),
+            review_by TEXT, review_at TEXT, review_note TEXT,
+            UNIQUE (worker, client_id))""")
+    # a returned submission is corrected at most once
+    db.execute("CREATE UNIQUE INDEX submissions_replaces ON submissions(replaces)"
+               " WHERE replaces IS NOT NULL")
+    db["submissions"].create_index(["grid_code", "id"])
+    db["submissions"].create_index(["state", "grid_code"])
+    db["submissions"].create_index(["worker", "id"])
+    db["submissions"].create_index(["worker", "record_type", "natural_key"])
+    db["invalid_attempts"].create({"id": int, "worker": str, "client_id": str,
+                                   "record_type": str, "grid_code": str, "at": str,
+                                   "errors": str}, pk="id")
+    db["invalid_attempts"].create_index(["grid_code", "at"])
+    db["photos"].create({"submission_id": int, "sha256": str, "content_type": str,
+                         "size": int, "added_by": str, "added_at": str},
+                        pk=("submission_id", "sha256"),
+                        foreign_keys=[("submission_id", "submissions", "id")])
+    db.execute("""
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+            action TEXT NOT NULL, object_type TEXT, object_id TEXT, detail TEXT)""")
+    db["audit"].create_index(["actor", "id"])
+    db["audit"].create_index(["object_type", "object_id"])
+    for event in ("UPDATE", "DELETE"):  # the audit log is append-only
+        db.execute(f"""CREATE TRIGGER audit_no_{event.lower()} BEFORE {event} ON audit
+                       BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
+
+
+MIGRATIONS = [
+    (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
+]
+
+
+def schema_version(db) -> int:
+    if not db["schema_migrations"].exists():
+        return 0
+    return db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(db, now: str) -> list:
+    """Apply the migrations this database lacks; returns their numbers."""
+    applied = []
+    with write(db):  # concurrent starters queue here; the second finds nothing to do
+        if not db["schema_migrations"].exists():
+            db["schema_migrations"].create({"version": int, "name": str, "applied_at": str},
+                                           pk="version")
+        current = schema_version(db)
+        for version, name, step in MIGRATIONS:
+            if version > current:
+                step(db)
+                db["schema_migrations"].insert({"version": version, "name": name,
+                                                "applied_at": now})
+                applied.append(version)
+    return applied
+
+
+def is_current(db) -> bool:
+    return schema_version(db) == MIGRATIONS[-1][0]
+
+
+# --- users and tokens ------------------------------------------------------------
+
+def _user(row) -> dict | None:
+    if row is None:
+        return None
+    user = dict(row)
+    user["scope"] = json.loads(user["scope"])
+    user["unmasked"] = bool(user["unmasked"])
+    user["disabled"] = bool(user["disabled"])
+    return user
+
+
+def get_user(db, username: str) -> dict | None:
+    rows = db.query("SELECT * FROM users WHERE username = ?", [username])
+    return _user(next(rows, None))
+
+
+def list_users(db) -> list:
+    return [_user(row) for row in db.query("SELECT * FROM users ORDER BY username")]
+
+
+def insert_user(db, username, role, scope, password_hash, unmasked, now):
+    db["users"].insert({"username": username, "role": role, "scope": _json(list(scope)),
+                        "password_hash": password_hash, "unmasked": int(unmasked),
+                        "disabled": 0, "created_at": now, "updated_at": now})
+
+
+def update_user(db, username, changes: dict, now):
+    values = {k: (_json(list(v)) if k == "scope" else int(v) if isinstance(v, bool) else v)
+              for k, v in changes.items()}
+    db["users"].update(username, {**values, "updated_at": now})
+
+
+def insert_token(db, token_hash, username, now, expires_at):
+    db["tokens"].insert({"token_hash": token_hash, "username": username, "created_at": now,
+                         "expires_at": expires_at, "revoked_at": None})
+
+
+def user_by_token(db, token_hash: str, now: str) -> dict | None:
+    rows = db.query("""
+        SELECT users.* FROM tokens JOIN users USING (username)
+        WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND NOT disabled""",
+                    [token_hash, now])
+    return _user(next(rows, None))
+
+
+def revoke_token(db, token_hash: str, now: str) -> int:
+    return db.execute("UPDATE tokens SET revoked_at = ? WHERE token_hash = ?"
+                      " AND revoked_at IS NULL", [now, token_hash]).rowcount
+
+
+def revoke_tokens(db, username: str, now: str) -> int:
+    return db.execute("UPDATE tokens SET revoked_at = ? WHERE username = ?"
+                      " AND revoked_at IS NULL", [now, username]).rowcount
+
+
+def add_login_failure(db, keys, now: str, forget_before: str):
+    db.execute("DELETE FROM login_failures WHERE at < ?", [forget_before])
+    db.conn.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)",
+                        [(key, now) for key in keys])
+
+
+def login_failures(db, key: str, since: str) -> tuple:
+    """How many failures for ``key`` since then, and the earliest of them."""
+    return db.execute("SELECT count(*), min(at) FROM login_failures WHERE key = ? AND at >= ?",
+                      [key, since]).fetchone()
+
+
+def clear_login_failures(db, key: str):
+    db.execute("DELETE FROM login_failures WHERE key = ?", [key])
+
+
+# --- grids -----------------------------------------------------------------------
+
+def upsert_grids(db, grids: list, now: str) -> tuple:
+    """Insert or replace grids ``[(code, name, geometry_json)]``: (added, changed)."""
+    added = changed = 0
+    for code, name, geometry in grids:
+        row = db.execute("SELECT name, geometry FROM grids WHERE code = ?", [code]).fetchone()
+        if row is None:
+            db["grids"].insert({"code": code, "name": name, "geometry": geometry,
+                                "revision": 1, "imported_at": now})
+            added += 1
+        elif tuple(row) != (name, geometry):
+            db.execute("UPDATE grids SET name = ?, geometry = ?, revision = revision + 1,"
+                       " imported_at = ? WHERE code = ?", [name, geometry, now, code])
+            changed += 1
+    return added, changed
+
+
+def _scope_sql(column: str, prefixes) -> tuple:
+    """A WHERE clause restricting ``column`` to grid codes under the prefixes."""
+    if prefixes is None:  # everything
+        return "1", []
+    if not prefixes:
+        return "0", []
+    clause = " OR ".join(f"substr({column}, 1, {len(p)}) = ?" for p in prefixes)
+    return f"({clause})", list(prefixes)
+
+
+def list_grids(db, prefixes, under=None, after=None, limit=100) -> list:
+    where, params = _scope_sql("code", prefixes)
+    if under:
+        where += " AND substr(code, 1, ?) = ?"
+        params += [len(under), under]
+    if after:
+        where += " AND code > ?"
+        params.append(after)
+    return list(db.query(f"SELECT code, name, geometry, revision, imported_at FROM grids"
+                         f" WHERE {where} ORDER BY code LIMIT ?", params + [limit]))
+
+
+def get_grid(db, code: str) -> dict | None:
+    return next(db.query("SELECT code, name, geometry, revision, imported_at FROM grids"
+                         " WHERE code = ?", [code]), None)
+
+
+def grid_revision(db, code: str) -> int | None:
+    row = db.execute("SELECT revision FROM grids WHERE code = ?", [code]).fetchone()
+    return row[0] if row else None
+
+
+def count_grids(db) -> int:
+    return db.execute("SELECT count(*) FROM grids").fetchone()[0]
+
+
+# --- submissions -----------------------------------------------------------------
+
+SUBMISSION_COLUMNS = ("worker", "client_id", "record_type", "grid_code", "action",
+                      "natural_key", "data", "state", "collected_at", "received_at",
+                      "standard_version", "base_version", "replaces")
+
+
+def existing_submissions(db, worker: str, client_ids) -> dict:
+    """client_id -> id of this worker's submissions already stored."""
+    found = {}
+    client_ids = list(client_ids)
+    for start in range(0, len(client_ids), 500):
+        chunk = client_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for client_id, sid in db.execute(
+                f"SELECT client_id, id FROM submissions WHERE worker = ?"
+                f" AND client_id IN ({marks})", [worker, *chunk]):
+            found[client_id] = sid
+    return found
+
+
+def insert_submission(db, row: dict) -> int:
+    """Store one submission; ``data`` is a dict. Returns its id."""
+    values = [row[c] if c != "data" else _json(row["data"]) for c in SUBMISSION_COLUMNS]
+    return db.execute(f"INSERT INTO submissions ({', '.join(SUBMISSION_COLUMNS)})"
+                      f" VALUES ({', '.join('?' * len(SUBMISSION_COLUMNS))}) RETURNING id",
+                      values).fetchone()[0]
+
+
+def add_invalid_attempts(db, rows: list):
+    db.conn.executemany(
+        "INSERT INTO invalid_attempts (worker, client_id, record_type, grid_code, at, errors)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(r["worker"], r["client_id"], r["record_type"], r["grid_code"], r["at"],
+          _json(r["errors"])) for r in rows])
+
+
+_SUBMISSION_SELECT = """
+    SELECT s.*, r.id AS replaced_by FROM submissions s
+    LEFT JOIN submissions r ON r.replaces = s.id"""
+
+
+def _submission(row) -> dict:
+    submission = dict(row)
+    submission["data"] = json.loads(submission["data"])
+    return submission
+
+
+def get_submission(db, submission_id: int) -> dict | None:
+    row = next(db.query(_SUBMISSION_SELECT + " WHERE s.id = ?", [submission_id]), None)
+    return None if row is None else _submission(row)
+
+
+def get_submissions(db, ids) -> dict:
+    ids = list(ids)
+    marks = ",".join("?" * len(ids))
+    return {row["id"]: _submission(row)
+            for row in db.query(_SUBMISSION_SELECT + f" WHERE s.id IN ({marks})", ids)}
+
+
+def list_submissions(db, *, prefixes, worker=None, state=None, grid=None, record_type=None,
+                     since=None, until=None, before_id=None, limit=50) -> list:
+    """Newest first; ``prefixes`` limits the grids (None: all), ``worker`` the sender."""
+    where, params = _scope_sql("s.grid_code", prefixes)
+    for clause, value in (("s.worker = ?", worker), ("s.state = ?", state),
+                          ("s.record_type = ?", record_type), ("s.received_at >= ?", since),
+                          ("s.received_at < ?", until), ("s.id < ?", before_id)):
+        if value is not None:
+            where += f" AND {clause}"
+            params.append(value)
+    if grid is not None:
+        where += " AND substr(s.grid_code, 1, ?) = ?"
+        params += [len(grid), grid]
+    return [_submission(row) for row in db.query(
+        f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id DESC LIMIT ?", params + [limit])]
+
+
+def returned_to_replace(db, worker, record_type, natural_key) -> int | None:
+    """The worker's latest returned, uncorrected submission of that record."""
+    row = db.execute("""
+        SELECT s.id FROM submissions s
+        WHERE s.worker = ? AND s.record_type = ? AND s.natural_key = ? AND s.state = 'returned'
+          AND NOT EXISTS (SELECT 1 FROM submissions r WHERE r.replaces = s.id)
+        ORDER BY s.id DESC LIMIT 1""", [worker, record_type, natural_key]).fetchone()
+    return row[0] if row else None
+
+
+def set_review(db, submission_id, state, by, at, note) -> bool:
+    """Record a review of a pending submission; False when it is no longer pending."""
+    return db.execute("UPDATE submissions SET state = ?, review_by = ?, review_at = ?,"
+                      " review_note = ? WHERE id = ? AND state = 'pending'",
+                      [state, by, at, note, submission_id]).rowcount == 1
+
+
+# --- photos ----------------------------------------------------------------------
+
+def add_photo(db, submission_id, sha256, content_type, size, added_by, now) -> bool:
+    """False when this photo is already attached (a retried upload)."""
+    cursor = db.execute("INSERT OR IGNORE INTO photos VALUES (?, ?, ?, ?, ?, ?)",
+                        [submission_id, sha256, content_type, size, added_by, now])
+    return cursor.rowcount == 1
+
+
+def photos_of(db, submission_ids) -> dict:
+    out = {sid: [] for sid in submission_ids}
+    ids = list(out)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for row in db.query(f"SELECT * FROM photos WHERE submission_id IN"
+                            f" ({','.join('?' * len(chunk))}) ORDER BY added_at", chunk):
+            out[row["submission_id"]].append(row)
+    return out
+
+
+def get_photo(db, submission_id, sha256) -> dict | None:
+    return next(db.query("SELECT * FROM photos WHERE submission_id = ? AND sha256 = ?",
+                         [submission_id, sha256]), None)
+
+
+# --- audit log -------------------------------------------------------------------
+
+def audit(db, entries: list):
+    """Append ``(at, actor, action, object_type, object_id, detail)`` entries."""
+    db.conn.executemany(
+        "INSERT INTO audit (at, actor, action, object_type, object_id, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(at, actor, action, object_type, None if object_id is None else str(object_id),
+          None if detail is None else _json(detail))
+         for at, actor, action, object_type, object_id, detail in entries])
+
+
+def list_audit(db, *, actor=None, action=None, object_type=None, object_id=None, since=None,
+               before_id=None, limit=100) -> list:
+    where, params = "1", []
+    for clause, value in (("actor = ?", actor), ("action = ?", action),
+                          ("object_type = ?", object_type), ("object_id = ?", object_id),
+                          ("at >= ?", since), ("id < ?", before_id)):
+        if value is not None:
+            where += f" AND {clause}"
+            params.append(value)
+    rows = []
+    for row in db.query(f"SELECT * FROM audit WHERE {where} ORDER BY id DESC LIMIT ?",
+                        params + [limit]):
+        row["detail"] = None if row["detail"] is None else json.loads(row["detail"])
+        rows.append(row)
+    return rows
+
+
+# --- cursors ---------------------------------------------------------------------
+
+def encode_cursor(value) -> str:
+    return base64.urlsafe_b64encode(_json(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str):
+    """The value inside a cursor; ValueError when it is not one of ours."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a cursor") from exc

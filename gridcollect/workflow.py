@@ -1,0 +1,332 @@
+"""Collect and confirm: what happens to a batch from a phone and to a review.
+
+Pure domain: no Flask, no SQL (queries live in ``store``). A submission is
+immutable once received; a review moves it from ``pending`` to ``confirmed``,
+``rejected`` or ``returned`` exactly once; a correction of a returned
+submission is a new submission that names the one it replaces.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import threading
+from dataclasses import dataclass
+
+import shapely
+
+from . import access, clock, errors, store
+from .checks import CLOCK_SKEW, Context
+from .grids import Grid, is_grid_code
+
+PENDING = "pending"
+STATES = ("pending", "confirmed", "rejected", "returned", "conflict")
+REVIEW_ACTIONS = {"confirm": "confirmed", "reject": "rejected", "return": "returned"}
+NOTE_REQUIRED = {"reject", "return"}
+ACTIONS = ("upsert", "retire")
+
+
+class NotFound(Exception):
+    """Missing, or outside the caller's scope: the two are never told apart."""
+
+
+class NotPending(Exception):
+    def __init__(self, state):
+        super().__init__(state)
+        self.state = state
+
+
+class NoteRequired(Exception):
+    pass
+
+
+class PhotoClosed(Exception):
+    pass
+
+
+# --- grids, cached per process --------------------------------------------------------
+
+class GridCache:
+    """Grid cells with parsed geometry, reloaded when a grid's revision changes."""
+
+    def __init__(self, size=50_000):
+        self._grids = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, db, code: str) -> Grid | None:
+        if not is_grid_code(code):
+            return None
+        revision = store.grid_revision(db, code)
+        if revision is None:
+            return None
+        cached = self._grids.get(code)
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        row = store.get_grid(db, code)
+        if row is None:
+            return None
+        geometry = shapely.from_geojson(row["geometry"]) if row["geometry"] else None
+        grid = Grid(code, row["name"], geometry)
+        with self._lock:
+            if len(self._grids) >= self._size:
+                self._grids.clear()
+            self._grids[code] = (row["revision"], grid)
+        return grid
+
+
+# --- collect --------------------------------------------------------------------------
+
+@dataclass
+class _Item:
+    index: int
+    raw: dict
+    status: str = ""
+    id: int | None = None
+    errors: list | None = None
+    row: dict | None = None
+
+
+def submit(db, standards, grids: GridCache, user: access.User, items: list) -> list:
+    """Store a batch from a phone; one result per item, in request order.
+
+    Items are dicts already shaped by the API schema: ``client_id``,
+    ``record_type``, ``grid_code``, ``action``, ``data`` (dict), ``collected_at``
+    (aware datetime), ``base_version`` and ``replaces`` (int or None).
+    """
+    now = clock.now()
+    received_at = clock.iso(now)
+    batch = [_Item(i, raw) for i, raw in enumerate(items)]
+    seen = store.existing_submissions(db, user.username, {i.raw["client_id"] for i in batch})
+    first_in_batch = {}
+    invalid_attempts = []
+    contexts = {}
+    for item in batch:
+        raw = item.raw
+        if raw["client_id"] in seen:
+            item.status, item.id = "duplicate", seen[raw["client_id"]]
+            continue
+        if raw["client_id"] in first_in_batch:  # the same item twice in one batch
+            item.status = "duplicate"
+            continue
+        grid_code = raw["grid_code"]
+        if not (access.in_scope(user, grid_code) and is_grid_code(grid_code)):
+            item.status = "forbidden"
+            continue
+        if grid_code not in contexts:
+            grid = grids.get(db, grid_code)
+            contexts[grid_code] = None if grid is None else Context(grid, now)
+        if contexts[grid_code] is None:  # no such grid: as forbidden as another's grid
+            item.status = "forbidden"
+            continue
+        first_in_batch[raw["client_id"]] = item
+        standard = standards.effective(raw["record_type"], grid_code)
+        document, field_errors = _check(standard, raw, contexts[grid_code], now)
+        replaces, replace_error = _replaces(db, user, raw, standard, document)
+        if replace_error:
+            field_errors.append(replace_error)
+        if field_errors:
+            item.status, item.errors = "invalid", field_errors
+            invalid_attempts.append({
+                "worker": user.username, "client_id": raw["client_id"],
+                "record_type": raw["record_type"], "grid_code": grid_code, "at": received_at,
+                "errors": [e.as_dict() for e in field_errors]})
+            continue
+        item.status = "accepted"
+        item.row = {
+            "worker": user.username, "client_id": raw["client_id"],
+            "record_type": raw["record_type"], "grid_code": grid_code,
+            "action": raw["action"],
+            "natural_key": document.get(standard.natural_key) if standard.natural_key else None,
+            "data": document, "state": PENDING,
+            "collected_at": clock.iso(raw["collected_at"]), "received_at": received_at,
+            "standard_version": standard.version, "base_version": raw.get("base_version"),
+            "replaces": replaces, "explicit_replaces": raw.get("replaces") is not None}
+    _store_batch(db, user, batch, invalid_attempts, received_at)
+    for item in batch:
+        if item.status == "duplicate" and item.id is None:
+            item.id = first_in_batch[item.raw["client_id"]].id
+    return [{"client_id": i.raw["client_id"], "status": i.status, "id": i.id,
+             "errors": [e.as_dict() for e in i.errors] if i.errors else []} for i in batch]
+
+
+def _check(standard, raw, context, now) -> tuple:
+    """The normalised record and its field errors."""
+    field_errors = []
+    if raw["collected_at"] > now + CLOCK_SKEW:
+        field_errors.append(errors.FieldError(
+            "collected_at", "future", errors.message("future", "采集时间", "Collected at")))
+    if raw["action"] == "upsert":
+        result = standard.validate(raw["data"], context.grid, context.now)
+        return result.document, field_errors + list(result.errors)
+    key = standard.natural_key
+    if key is None:
+        return {}, field_errors + [standard.error("", "not_retirable")]
+    # retiring names the record by its natural key; other fields are not needed
+    result = standard.validate({key: raw["data"].get(key)} if key in raw["data"] else {},
+                               context.grid, context.now)
+    key_errors = [e for e in result.errors if e.field.split(".")[0] == key]
+    return {key: result.document.get(key)}, field_errors + key_errors
+
+
+def _replaces(db, user, raw, standard, document) -> tuple:
+    """(id of the returned submission this one corrects, or None; error or None)."""
+    wanted = raw.get("replaces")
+    if wanted is not None:
+        original = store.get_submission(db, wanted)
+        if (original is None or original["worker"] != user.username
+                or original["state"] != "returned" or original["replaced_by"] is not None
+                or original["record_type"] != raw["record_type"]):
+            return None, errors.FieldError("replaces", "not_replaceable", errors.message(
+                "not_replaceable", "被更正的提交", "Replaces"))
+        return wanted, None
+    key = standard.natural_key
+    if key and document.get(key) is not None:
+        return store.returned_to_replace(db, user.username, raw["record_type"],
+                                         document[key]), None
+    return None, None
+
+
+def _store_batch(db, user, batch, invalid_attempts, received_at):
+    """One transaction: what a concurrent copy of this batch stored first wins."""
+    to_store = [i for i in batch if i.status == "accepted"]
+    if not to_store and not invalid_attempts:
+        return
+    with store.write(db):
+        raced = store.existing_submissions(db, user.username,
+                                           [i.raw["client_id"] for i in to_store])
+        entries = []
+        for item in to_store:
+            if item.raw["client_id"] in raced:
+                item.status, item.id, item.row = "duplicate", raced[item.raw["client_id"]], None
+                continue
+            row = item.row
+            if row["replaces"] is not None and _already_replaced(db, row["replaces"]):
+                if row["explicit_replaces"]:  # corrected meanwhile by another batch
+                    item.status, item.row = "invalid", None
+                    item.errors = [errors.FieldError("replaces", "not_replaceable",
+                                                     errors.message("not_replaceable",
+                                                                    "被更正的提交", "Replaces"))]
+                    continue
+                row["replaces"] = None
+            item.id = store.insert_submission(db, row)
+            entries.append((received_at, user.username, "submit", "submission", item.id,
+                            {"client_id": row["client_id"], "record_type": row["record_type"],
+                             "grid_code": row["grid_code"], "action": row["action"],
+                             "replaces": row["replaces"]}))
+        if invalid_attempts:
+            store.add_invalid_attempts(db, invalid_attempts)
+        store.audit(db, entries)
+
+
+def _already_replaced(db, submission_id) -> bool:
+    original = store.get_submission(db, submission_id)
+    return original is None or original["replaced_by"] is not None
+
+
+# --- read -----------------------------------------------------------------------------
+
+def get_submission(db, user: access.User, submission_id: int) -> dict:
+    submission = store.get_submission(db, submission_id)
+    if submission is None or not access.may_read_submission(user, submission):
+        raise NotFound(submission_id)
+    return submission
+
+
+def list_submissions(db, user: access.User, limit: int, cursor: int | None, **filters) -> list:
+    return store.list_submissions(
+        db, prefixes=access.prefixes(user),
+        worker=user.username if user.role == "worker" else None,
+        before_id=cursor, limit=limit, **filters)
+
+
+# --- confirm --------------------------------------------------------------------------
+
+def check_review(action: str, note: str | None):
+    if action in NOTE_REQUIRED and not (note or "").strip():
+        raise NoteRequired(action)
+
+
+def review(db, user: access.User, submission_id: int, action: str, note: str | None) -> dict:
+    """Confirm, reject or return one pending submission."""
+    check_review(action, note)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        status = _review_one(db, user, submission_id, action, note, at)
+    if status == "not_found":
+        raise NotFound(submission_id)
+    submission = store.get_submission(db, submission_id)
+    if status == "not_pending":
+        raise NotPending(submission["state"])
+    return submission
+
+
+def review_many(db, user: access.User, ids: list, action: str, note: str | None) -> list:
+    """One transaction; a result per id: reviewed, not_pending or not_found."""
+    check_review(action, note)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        statuses = [_review_one(db, user, sid, action, note, at) for sid in ids]
+    found = store.get_submissions(db, {sid for sid, s in zip(ids, statuses)
+                                       if s != "not_found"})
+    return [{"id": sid, "status": status,
+             "state": found[sid]["state"] if sid in found else None}
+            for sid, status in zip(ids, statuses)]
+
+
+def _review_one(db, user, submission_id, action, note, at) -> str:
+    submission = store.get_submission(db, submission_id)
+    if submission is None or not access.may_review(user, submission):
+        return "not_found"
+    if not store.set_review(db, submission_id, REVIEW_ACTIONS[action], user.username, at,
+                            note.strip() if note else None):
+        return "not_pending"
+    store.audit(db, [(at, user.username, "review", "submission", submission_id,
+                      {"action": action, "note": note})])
+    return "reviewed"
+
+
+# --- photos ---------------------------------------------------------------------------
+
+JPEG, PNG = "image/jpeg", "image/png"
+
+
+def photo_type(content: bytes) -> str | None:
+    """The image type when ``content`` is a whole JPEG or PNG file, else None."""
+    if content[:3] == b"\xff\xd8\xff" and b"\xff\xd9" in content[-64:]:
+        return JPEG
+    if (content[:8] == b"\x89PNG\r\n\x1a\n" and content[12:16] == b"IHDR"
+            and content.rstrip(b"\x00")[-8:-4] == b"IEND"):
+        return PNG
+    return None
+
+
+def attach_photo(db, user: access.User, photo_dir, submission_id: int, content: bytes,
+                 content_type: str) -> dict:
+    """Store a photo by its SHA-256 and list it on the worker's pending submission."""
+    submission = store.get_submission(db, submission_id)
+    if submission is None or not access.may_read_submission(user, submission):
+        raise NotFound(submission_id)
+    if submission["worker"] != user.username or submission["state"] != PENDING:
+        raise PhotoClosed()
+    digest = hashlib.sha256(content).hexdigest()
+    path = photo_path(photo_dir, digest)
+    if not path.exists():  # content-addressed: the same photo is stored once
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}")
+        with open(partial, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        if store.add_photo(db, submission_id, digest, content_type, len(content),
+                           user.username, at):
+            store.audit(db, [(at, user.username, "photo_add", "submission", submission_id,
+                              {"sha256": digest, "size": len(content)})])
+    return store.get_photo(db, submission_id, digest)
+
+
+def photo_path(photo_dir, digest: str) -> pathlib.Path:
+    return pathlib.Path(photo_dir) / digest[:2] / digest

@@ -1,0 +1,76 @@
+"""Serve the gridcollect API on gunicorn (a production WSGI server).
+
+    python server.py [--host 127.0.0.1] [--port 8000] [--db PATH] [--demo] [--workers N]
+
+The database is created or migrated before the workers start; ``--demo``
+fills an empty database with demo grids, users (passwords printed once) and
+submissions. Several workers (processes) share the one SQLite file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from gridcollect import clock, store
+from gridcollect.app import create_app
+
+
+class Server(BaseApplication):
+    def __init__(self, config: dict, options: dict):
+        self.config, self.options = config, options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # e.g. control_socket_disable is new in gunicorn 27
+                self.cfg.set(key, value)
+
+    def load(self):  # in each worker, after the fork: its own connections
+        return create_app(self.config)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--db", default=os.environ.get("GRIDCOLLECT_DB", "gridcollect.db"),
+                        help="SQLite database file (default: $GRIDCOLLECT_DB or "
+                             "./gridcollect.db)")
+    parser.add_argument("--demo", action="store_true",
+                        help="fill an empty database with demo grids, users and records")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                        help="worker processes (default: one per core)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per worker, for slow phone connections (default 4)")
+    args = parser.parse_args(argv)
+
+    config = {"DATABASE": args.db}
+    db = store.connect(args.db)
+    store.migrate(db, clock.iso(clock.now()))
+    if args.demo:
+        from gridcollect import demo
+        from gridcollect.standards import load_standards
+        if demo.is_empty(db):
+            users = demo.fill(db, load_standards())
+            print(f"Demo data written to {args.db}. Passwords are shown only now:")
+            for username, role, scope, password in users:
+                print(f"  {username:<11} {role:<11} {','.join(scope) or '(all)':<16} "
+                      f"{password}")
+        else:
+            print(f"{args.db} is not empty: --demo left it as it is", file=sys.stderr)
+    db.close()
+    print(f"gridcollect serving http://{args.host}:{args.port}/api/v1 "
+          f"(browsable API: /api/v1/docs) with {args.workers} workers", flush=True)
+    Server(config, {
+        "bind": f"{args.host}:{args.port}", "workers": args.workers,
+        "worker_class": "gthread", "threads": args.threads, "timeout": 60,
+        "graceful_timeout": 20, "keepalive": 5, "accesslog": "-", "errorlog": "-",
+        "loglevel": "info", "control_socket_disable": True,
+    }).run()
+
+
+if __name__ == "__main__":
+    main()
