@@ -1,0 +1,201 @@
+"""The phone -> supervisor flow over real HTTP, against `python server.py` subprocesses
+(gunicorn, two workers each, two servers on one SQLite file)."""
+import concurrent.futures
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import GRID_BOXES, GRID_CODE, GRID_FAR, USERS, grid_geojson, item, person
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PASSWORD = "e2e password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args, stdin=None, db):
+    result = subprocess.run([sys.executable, "-m", "gridcollect", *args, "--db", str(db)],
+                            input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class Server:
+    def __init__(self, db, log):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api/v1"
+        self.log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "server.py", "--port", str(self.port), "--db", str(db),
+             "--workers", "2"], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{self.url}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start; see {log}")
+            time.sleep(0.2)
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e")
+    db = folder / "city.db"
+    cli("init-db", db=db)
+    (folder / "grids.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": code, "name": f"网格{code[-3:]}"},
+         "geometry": json.loads(grid_geojson(code))} for code in GRID_BOXES]}),
+        encoding="utf-8")
+    assert "3 added" in cli("grids", "import", str(folder / "grids.geojson"), db=db)
+    for username, (role, scope) in USERS.items():
+        cli("users", "add", username, "--role", role, *[f"--scope={p}" for p in scope],
+            "--password-stdin", stdin=PASSWORD + "\n", db=db)
+    first, second = Server(db, folder / "server1.log"), Server(db, folder / "server2.log")
+    yield first, second, db
+    first.stop()
+    second.stop()
+    for line in (folder / "server1.log").read_text(errors="replace").splitlines():
+        assert "Traceback" not in line and " 500 " not in line
+
+
+class Phone:
+    def __init__(self, url, username):
+        self.url, self.session = url, requests.Session()
+        response = self.session.post(f"{url}/auth/token",
+                                     json={"username": username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        self.session.headers["Authorization"] = f"Bearer {response.json()['token']}"
+
+    def get(self, path, **kw):
+        return self.session.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path, **kw):
+        return self.session.post(self.url + path, timeout=30, **kw)
+
+
+def test_collect_and_confirm(servers):
+    first, second, _ = servers
+    phone, supervisor = Phone(first.url, "w3"), Phone(second.url, "sup")
+
+    assert [g["code"] for g in phone.get("/grids").json()["items"]] == [GRID_CODE]
+    standards = phone.get(f"/grids/{GRID_CODE}/standards")
+    assert standards.status_code == 200 and "person" in standards.json()["standards"]
+    cached = phone.get(f"/grids/{GRID_CODE}/standards",
+                       headers={"If-None-Match": standards.headers["ETag"]})
+    assert cached.status_code == 304
+
+    batch = [item("p1", person(1)), item("p2", person(2)),
+             item("bad", person(3, birth_date="1980-02-30")),
+             item("far", person(4), grid_code=GRID_FAR)]
+    results = phone.post("/submissions", json={"submissions": batch}).json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted", "invalid", "forbidden"]
+    assert {e["field"] for e in results[2]["errors"]} >= {"birth_date"}
+    # the answer was lost on the way: the phone sends the same batch again
+    retry = phone.post("/submissions", json={"submissions": batch}).json()["results"]
+    assert [r["status"] for r in retry] == ["duplicate", "duplicate", "invalid", "forbidden"]
+    assert [r["id"] for r in retry[:2]] == [r["id"] for r in results[:2]]
+
+    p1, p2 = results[0]["id"], results[1]["id"]
+    pending = supervisor.get("/submissions?state=pending").json()["items"]
+    assert {p1, p2} <= {s["id"] for s in pending}
+    returned = supervisor.post(f"/submissions/{p1}/review",
+                               json={"action": "return", "note": "请核实联系电话"})
+    assert returned.status_code == 200 and returned.json()["state"] == "returned"
+    assert supervisor.post(f"/submissions/{p1}/review",
+                           json={"action": "confirm"}).status_code == 409
+
+    mine = phone.get("/submissions?state=returned").json()["items"]
+    assert [(s["id"], s["review"]["note"]) for s in mine] == [(p1, "请核实联系电话")]
+    fix = phone.post("/submissions", json={"submissions": [
+        item("p1-fix", person(1, phone="13987654321"))]}).json()["results"][0]
+    assert fix["status"] == "accepted"
+    assert phone.get(f"/submissions/{fix['id']}").json()["replaces"] == p1
+
+    bulk = supervisor.post("/reviews", json={"ids": [fix["id"], p2], "action": "confirm"})
+    assert [r["state"] for r in bulk.json()["results"]] == ["confirmed", "confirmed"]
+
+    audit = Phone(first.url, "admin").get("/audit?limit=200").json()["items"]
+    actions = {(e["actor"], e["action"]) for e in audit}
+    assert {("w3", "submit"), ("sup", "review"), ("w3", "login")} <= actions
+
+
+def test_concurrent_duplicate_sends_store_once(servers):
+    """8 copies of one batch at the same moment, through two servers on one file."""
+    first, second, db = servers
+    phones = [Phone(server.url, "w4") for server in (first, second) for _ in range(4)]
+    batch = {"submissions": [item(str(uuid.uuid4()), person(100 + i),
+                                  grid_code="420502001002004")
+                             for i in range(100)]}
+
+    def send(phone):
+        response = phone.post("/submissions", json=batch)
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, phones))
+    assert {tuple(r["id"] for r in answer) for answer in answers} != set()
+    assert len({tuple(r["id"] for r in answer) for answer in answers}) == 1
+    statuses = [r["status"] for answer in answers for r in answer]
+    assert statuses.count("accepted") == 100 and statuses.count("duplicate") == 700
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT count(*) FROM submissions WHERE worker = 'w4'"
+                              ).fetchone()[0]
+    assert stored == 100
+
+
+def test_bad_input_over_http_is_a_clear_4xx(servers):
+    first, _, _ = servers
+    phone = Phone(first.url, "w3")
+    cases = [
+        (b"{not json", "application/json", 400),
+        (b"\xff\xfe\x00", "application/json", 400),
+        (b"[" * 100_000, "application/json", 400),
+        (b"submissions=1", "application/x-www-form-urlencoded", 415),
+        (b"x" * (9 * 1024 * 1024), "application/json", 413),
+    ]
+    for body, content_type, status in cases:
+        response = phone.post("/submissions", data=body, headers={"Content-Type": content_type})
+        assert response.status_code == status, (body[:20], response.text)
+        assert response.json()["code"] == status
+    assert requests.get(f"{first.url}/me", headers={"Authorization": "Bearer forged"}
+                        ).status_code == 401
+    assert phone.get("/me").status_code == 200  # still serving
+
+
+def test_security_headers_and_docs_page(servers):
+    first, _, _ = servers
+    response = requests.get(f"{first.url}/me")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    page = requests.get(f"{first.url}/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "https://" not in page.text  # nothing from a CDN: works on a closed network
+    for asset in ("swagger-ui.css", "swagger-ui-bundle.js",
+                  "swagger-ui-standalone-preset.js"):
+        assert requests.get(f"{first.url}/docs/assets/{asset}").status_code == 200
+    spec = requests.get(f"{first.url}/openapi.json").json()
+    assert "/api/v1/submissions" in spec["paths"]
