@@ -62,8 +62,8 @@ def fill(db, standards, scrypt_n=accounts.Settings.scrypt_n) -> list:
     worker3 = User("worker3", "worker", (grid3,))
     grids = workflow.GridCache()
     results = workflow.submit(db, standards, grids, worker3, [
-        item("demo-1", "person", grid3, _person("42050219800101123X", "李建国", "1",
-                                                "1980-01-01", "13907171234",
+        item("demo-1", "person", grid3, _person("420502197503151215", "刘德明", "1",
+                                                "1975-03-15", "13907171234",
                                                 house_code=f"{grid3}-012-01-0302")),
         item("demo-2", "person", grid3, _person("11010519491231002X", "张秀英", "2",
                                                 "1949-12-31", "13812345678",
@@ -88,6 +88,7 @@ def fill(db, standards, scrypt_n=accounts.Settings.scrypt_n) -> list:
     ])
     supervisor = User("supervisor", "supervisor", (STREET,))
     ids = {r["client_id"]: r["id"] for r in results}
+    assert [r["status"] for r in results] == ["accepted"] * 4 + ["invalid"], results
     workflow.review(db, supervisor, ids["demo-3"], "confirm", None)
     workflow.review(db, supervisor, ids["demo-2"], "return", "联系电话请与本人核实后重新提交")
     return created

@@ -87,7 +87,7 @@ def _m1_accounts_grids_submissions_audit(db):
     db["submissions"].create_index(["grid_code", "id"])
     db["submissions"].create_index(["state", "grid_code"])
     db["submissions"].create_index(["worker", "id"])
-    db["submissions"].create_index(["worker", "record_type", "natural_key"])
+    db["submissions"].create_index(["worker", "state"])
     db["invalid_attempts"].create({"id": int, "worker": str, "client_id": str,
                                    "record_type": str, "grid_code": str, "at": str,
                                    "errors": str}, pk="id")
@@ -286,12 +286,13 @@ def existing_submissions(db, worker: str, client_ids) -> dict:
     return found
 
 
-def insert_submission(db, row: dict) -> int:
-    """Store one submission; ``data`` is a dict. Returns its id."""
-    values = [row[c] if c != "data" else _json(row["data"]) for c in SUBMISSION_COLUMNS]
-    return db.execute(f"INSERT INTO submissions ({', '.join(SUBMISSION_COLUMNS)})"
-                      f" VALUES ({', '.join('?' * len(SUBMISSION_COLUMNS))}) RETURNING id",
-                      values).fetchone()[0]
+def insert_submissions(db, rows: list):
+    """Store submissions (``data`` a dict); read their ids back by client_id."""
+    db.conn.executemany(
+        f"INSERT INTO submissions ({', '.join(SUBMISSION_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(SUBMISSION_COLUMNS))})",
+        [[row[c] if c != "data" else _json(row["data"]) for c in SUBMISSION_COLUMNS]
+         for row in rows])
 
 
 def add_invalid_attempts(db, rows: list):
@@ -342,14 +343,15 @@ def list_submissions(db, *, prefixes, worker=None, state=None, grid=None, record
         f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id DESC LIMIT ?", params + [limit])]
 
 
-def returned_to_replace(db, worker, record_type, natural_key) -> int | None:
-    """The worker's latest returned, uncorrected submission of that record."""
-    row = db.execute("""
-        SELECT s.id FROM submissions s
-        WHERE s.worker = ? AND s.record_type = ? AND s.natural_key = ? AND s.state = 'returned'
+def awaiting_correction(db, worker) -> dict:
+    """(record_type, natural_key) -> id of the worker's latest returned, uncorrected
+    submission of that record."""
+    rows = db.execute("""
+        SELECT s.record_type, s.natural_key, max(s.id) FROM submissions s
+        WHERE s.worker = ? AND s.state = 'returned' AND s.natural_key IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM submissions r WHERE r.replaces = s.id)
-        ORDER BY s.id DESC LIMIT 1""", [worker, record_type, natural_key]).fetchone()
-    return row[0] if row else None
+        GROUP BY s.record_type, s.natural_key""", [worker])
+    return {(record_type, key): sid for record_type, key, sid in rows}
 
 
 def set_review(db, submission_id, state, by, at, note) -> bool:

@@ -101,6 +101,7 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
     first_in_batch = {}
     invalid_attempts = []
     contexts = {}
+    awaiting = None  # the worker's returned submissions, fetched when first needed
     for item in batch:
         raw = item.raw
         if raw["client_id"] in seen:
@@ -122,7 +123,9 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
         first_in_batch[raw["client_id"]] = item
         standard = standards.effective(raw["record_type"], grid_code)
         document, field_errors = _check(standard, raw, contexts[grid_code], now)
-        replaces, replace_error = _replaces(db, user, raw, standard, document)
+        if awaiting is None and raw.get("replaces") is None and standard.natural_key:
+            awaiting = store.awaiting_correction(db, user.username)
+        replaces, replace_error = _replaces(db, user, raw, standard, document, awaiting)
         if replace_error:
             field_errors.append(replace_error)
         if field_errors:
@@ -169,7 +172,7 @@ def _check(standard, raw, context, now) -> tuple:
     return {key: result.document.get(key)}, field_errors + key_errors
 
 
-def _replaces(db, user, raw, standard, document) -> tuple:
+def _replaces(db, user, raw, standard, document, awaiting) -> tuple:
     """(id of the returned submission this one corrects, or None; error or None)."""
     wanted = raw.get("replaces")
     if wanted is not None:
@@ -182,8 +185,7 @@ def _replaces(db, user, raw, standard, document) -> tuple:
         return wanted, None
     key = standard.natural_key
     if key and document.get(key) is not None:
-        return store.returned_to_replace(db, user.username, raw["record_type"],
-                                         document[key]), None
+        return awaiting.get((raw["record_type"], document[key])), None
     return None, None
 
 
@@ -195,7 +197,7 @@ def _store_batch(db, user, batch, invalid_attempts, received_at):
     with store.write(db):
         raced = store.existing_submissions(db, user.username,
                                            [i.raw["client_id"] for i in to_store])
-        entries = []
+        stored = []
         for item in to_store:
             if item.raw["client_id"] in raced:
                 item.status, item.id, item.row = "duplicate", raced[item.raw["client_id"]], None
@@ -209,7 +211,14 @@ def _store_batch(db, user, batch, invalid_attempts, received_at):
                                                                     "被更正的提交", "Replaces"))]
                     continue
                 row["replaces"] = None
-            item.id = store.insert_submission(db, row)
+            stored.append(item)
+        store.insert_submissions(db, [item.row for item in stored])
+        ids = store.existing_submissions(db, user.username,
+                                         [item.raw["client_id"] for item in stored])
+        entries = []
+        for item in stored:
+            row = item.row
+            item.id = ids[row["client_id"]]
             entries.append((received_at, user.username, "submit", "submission", item.id,
                             {"client_id": row["client_id"], "record_type": row["record_type"],
                              "grid_code": row["grid_code"], "action": row["action"],

@@ -116,3 +116,19 @@ def test_short_password_refused(run):
     run("init-db")
     result = run("users", "add", "x", "--role", "admin", "--password-stdin", input="short\n")
     assert result.exit_code == 2 and "at least 8" in result.output
+
+
+def test_demo_fills_an_empty_database_with_every_state(tmp_path):
+    from conftest import FAST_HASH
+    from gridcollect import demo, load_standards
+    db = store.connect(tmp_path / "demo.db")
+    store.migrate(db, "2026-01-01T00:00:00.000+08:00")
+    assert demo.is_empty(db)
+    users = demo.fill(db, load_standards(), scrypt_n=FAST_HASH)
+    assert {role for _, role, _, _ in users} == {"worker", "supervisor", "analyst", "admin"}
+    states = {row["state"] for row in store.list_submissions(db, prefixes=None)}
+    assert states == {"pending", "confirmed", "returned"}
+    assert db.execute("SELECT count(*) FROM invalid_attempts").fetchone()[0] == 1
+    assert not demo.is_empty(db)
+    username, _, _, password = users[0]
+    assert accounts.verify_password(password, store.get_user(db, username)["password_hash"])
