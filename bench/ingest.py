@@ -72,12 +72,9 @@ def free_port() -> int:
 
 
 def start(cmd: list, log: pathlib.Path, env=None) -> subprocess.Popen:
-    handle = open(log, "wb")
-    try:
+    with open(log, "wb") as handle:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    finally:
-        handle.close()
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -188,7 +185,7 @@ def client(target: dict, index: int, batches: int, seed: int, barrier, queue) ->
         out["error"] = f"client {index}: {type(exc).__name__}: {exc}"
         try:
             barrier.abort()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - the barrier may already be broken
             pass
     queue.put(out)
 
@@ -252,7 +249,8 @@ def count_rows(path: pathlib.Path) -> int | None:
 # ---------------------------------------------------------------- the two servers
 
 def run_baseline(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dict:
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from bench.ingest_baseline import create_db
     path = tmp / f"baseline-{run}.db"
     create_db(str(path))
@@ -275,7 +273,7 @@ def run_baseline(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dict:
 
 def cli(*args: str, stdin: str | None = None) -> None:
     done = subprocess.run([GRIDCOLLECT, *args], cwd=ROOT, input=stdin, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"gridcollect {' '.join(args)}: exit {done.returncode}\n"
                            f"{done.stdout[-800:]}{done.stderr[-800:]}")
@@ -299,7 +297,7 @@ def run_gridcollect(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dic
                       batches, seed)
         if proc.poll() is not None:
             raise RuntimeError(f"gridcollect server exited:\n{tail(log)}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - re-raised with the server log
         raise RuntimeError(f"{exc}\n--- server log tail ---\n{tail(log)}") from None
     finally:
         stop(proc)

@@ -41,16 +41,24 @@ app = Flask(__name__)
 # built once per worker process, at import (gunicorn imports the app after the fork)
 standard = load_standards().effective("person", GRID)
 validator = standard.cerberus_validator()
-database = sqlite_utils.Database(os.environ.get("BENCH_INGEST_DB", "ingest-baseline.db"))
-database.execute("PRAGMA journal_mode=WAL")
-database.execute("PRAGMA busy_timeout=30000")
+_database = None
+
+
+def database() -> sqlite_utils.Database:
+    """This worker's connection, opened on first use (importing opens no file)."""
+    global _database
+    if _database is None:
+        _database = sqlite_utils.Database(os.environ["BENCH_INGEST_DB"])
+        _database.execute("PRAGMA journal_mode=WAL")
+        _database.execute("PRAGMA busy_timeout=30000")
+    return _database
 
 
 @app.post("/ingest")
 def ingest():
     worker = request.headers.get("X-Worker", "anonymous")
     items = request.get_json()["submissions"]
-    received_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    received_at = datetime.datetime.now(datetime.UTC).isoformat()
     results, rows = [], []
     for item in items:
         if validator.validate(item["data"]):
@@ -68,6 +76,7 @@ def ingest():
             results.append({"client_id": item["client_id"], "status": "invalid",
                             "errors": validator.errors})
     if rows:
-        with database.conn:  # one transaction per batch
-            database["submissions"].insert_all(rows)
+        db = database()
+        with db.conn:  # one transaction per batch
+            db["submissions"].insert_all(rows)
     return jsonify({"results": results})

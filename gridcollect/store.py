@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 
 import sqlite_utils
@@ -25,6 +27,7 @@ def connect(path) -> sqlite_utils.Database:
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False)
     db = sqlite_utils.Database(conn, execute_plugins=False)
+    db.write_lock_path = None if str(path) == ":memory:" else f"{path}-writelock"
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     db.execute("PRAGMA foreign_keys=ON")
@@ -33,23 +36,38 @@ def connect(path) -> sqlite_utils.Database:
 
 @contextlib.contextmanager
 def write(db: sqlite_utils.Database):
-    """One write transaction, taken up front (``BEGIN IMMEDIATE``)."""
+    """One write transaction, taken up front (``BEGIN IMMEDIATE``).
+
+    Writers of one file first queue on a lock file: the kernel wakes the next
+    one the moment the lock is free, where SQLite's busy handler would sleep
+    and poll (1, 2, 5, 10, 15 … ms) long after the other writer has finished.
+    SQLite's own locking still guarantees correctness; the lock file only
+    orders the queue. Opened per transaction, so it is never leaked or shared.
+    """
+    path = getattr(db, "write_lock_path", None)
+    lock = None if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if lock is not None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise Busy(str(exc)) from None
-    try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    try:
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise Busy(str(exc)) from None
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        if lock is not None:
+            os.close(lock)  # releases the flock
 
 
 def _json(value) -> str:
