@@ -12,6 +12,7 @@ import flask
 import flask_smorest
 import swagger_ui_bundle
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from . import accounts, clock, errors, store
 from .api import ApiError, blueprints
@@ -78,6 +79,20 @@ class Api(flask_smorest.Api):
     ERROR_SCHEMA = Error
 
 
+class RowId(IntegerConverter):
+    """``<id:…>``: an SQLite row id in ASCII digits. Anything else (full-width
+    digits, 20-digit numbers) matches no route: 404, exactly like a missing row."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=store.MAX_ROW_ID)
+
+
+def _row_id_schema(converter):
+    return {"type": "integer", "minimum": 1, "maximum": store.MAX_ROW_ID}
+
+
 def create_app(config=None) -> flask.Flask:
     app = flask.Flask("gridcollect")
     app.config.update(DEFAULTS)
@@ -88,7 +103,9 @@ def create_app(config=None) -> flask.Flask:
     runtime = app.extensions["gridcollect"] = Runtime(app.config)
     store.migrate(runtime.db(), clock.iso(clock.now()))
 
+    app.url_map.converters["id"] = RowId
     api = Api(app)
+    api.register_converter(RowId, _row_id_schema)
     for blueprint in blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
@@ -119,6 +136,8 @@ def _limit_body():
     """JSON bodies are smaller than photos; a JSON endpoint needs a JSON body."""
     request = flask.request
     config = flask.current_app.config
+    if request.routing_exception is not None:
+        return  # no such route: answered 404/405 whatever the body
     if request.endpoint in _RAW_BODY_ENDPOINTS:
         request.max_content_length = config["MAX_PHOTO_BYTES"]
         return

@@ -22,6 +22,17 @@ def iso(moment: datetime.datetime) -> str:
 
 
 def parse(text: str) -> datetime.datetime:
-    """An ISO 8601 time; without an offset it is China Standard Time."""
+    """An ISO 8601 time, in China Standard Time; without an offset it already is.
+
+    A time after the end of year 9999 in China is the last representable moment
+    (still "in the future"); one before year 1 there raises ValueError.
+    """
     moment = datetime.datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=CHINA)
+    try:
+        return moment.astimezone(CHINA)
+    except OverflowError:
+        if moment.year == datetime.MAXYEAR:
+            return datetime.datetime.max.replace(tzinfo=CHINA)
+        raise ValueError(f"time out of range: {text}") from None

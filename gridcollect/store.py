@@ -16,6 +16,7 @@ import sqlite3
 
 import sqlite_utils
 
+MAX_ROW_ID = 2 ** 63 - 1  # SQLite's largest INTEGER PRIMARY KEY
 BUSY_TIMEOUT_S = 30
 
 

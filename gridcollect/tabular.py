@@ -2,9 +2,10 @@
 
 ``read_rows(path)`` yields ``(row, raw)`` with ``row`` the 1-based data row
 (header excluded) and ``raw`` a dict of column -> cell, or a ``RowError`` for a
-row that cannot be read at all; spreadsheets first yield ``(0, Header)``. ``Converter(standard).convert(raw)`` turns
-spreadsheet cells into the field's declared type, returning the document and
-the ``(field, code)`` errors of the cells it could not convert.
+row that cannot be read at all; spreadsheets first yield ``(0, Header)``.
+``Converter(standard).convert(raw)`` turns spreadsheet cells into the field's
+declared type, returning the document and the ``(field, code)`` errors of the
+cells it could not convert.
 """
 from __future__ import annotations
 

@@ -47,7 +47,9 @@ class Parser(FlaskParser):
             return super()._raw_load_json(req)
         raw = req.get_data(cache=True)
         try:
-            value = json.loads(raw)
+            # strictly UTF-8 (json.loads would guess UTF-16/32 from bytes, and the
+            # strict codec also refuses surrogates written straight into the bytes)
+            value = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             raise ApiError("bad_json", detail="not UTF-8") from None
         except RecursionError:

@@ -12,7 +12,7 @@ blp = Blueprint("reviews", __name__, url_prefix="/api/v1",
                 description="Confirm: review submissions")
 
 
-@blp.route("/submissions/<int:submission_id>/review")
+@blp.route("/submissions/<id:submission_id>/review")
 class ReviewResource(MethodView):
     @authenticated("review")
     @blp.arguments(ReviewRequest)

@@ -15,6 +15,9 @@ from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
 MAX_BATCH = 500
 MAX_ID = 2 ** 53  # what every JSON client can hold exactly
 PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+\Z")
+# notes are written by people: line breaks and tabs are fine, other controls are not
+NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+                       r"\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]*\Z")
 
 
 class Timestamp(fields.Field):
@@ -231,7 +234,9 @@ class SubmissionListArgs(Schema):
 
 class ReviewRequest(Schema):
     action = fields.String(required=True, validate=validate.OneOf(list(REVIEW_ACTIONS)))
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    note = fields.String(load_default=None, allow_none=True, validate=[
+        validate.Length(max=2000),
+        validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")])
 
 
 class BulkReviewRequest(ReviewRequest):

@@ -77,7 +77,7 @@ class Submissions(MethodView):
         return result
 
 
-@blp.route("/submissions/<int:submission_id>")
+@blp.route("/submissions/<id:submission_id>")
 class SubmissionResource(MethodView):
     @authenticated("read_submissions")
     @blp.response(200, Submission)
@@ -93,7 +93,7 @@ def _get(submission_id):
         raise ApiError("not_found") from None
 
 
-@blp.route("/submissions/<int:submission_id>/photos")
+@blp.route("/submissions/<id:submission_id>/photos")
 class Photos(MethodView):
     @authenticated("attach_photo")
     @blp.doc(requestBody={"required": True, "content": {
@@ -121,7 +121,7 @@ class Photos(MethodView):
                                               sha256=photo["sha256"])}
 
 
-@blp.route("/submissions/<int:submission_id>/photos/<sha256>")
+@blp.route("/submissions/<id:submission_id>/photos/<sha256>")
 class PhotoFile(MethodView):
     @authenticated("read_submissions")
     @blp.response(200, content_type="image/jpeg")
