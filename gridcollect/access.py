@@ -13,8 +13,8 @@ ROLES = ("worker", "supervisor", "analyst", "admin")
 # permission -> roles that hold it
 PERMISSIONS = {
     "read_grids": {"worker", "supervisor", "analyst", "admin"},
-    "submit": {"worker"},
-    "attach_photo": {"worker"},
+    "submit": {"worker", "admin"},
+    "attach_photo": {"worker", "admin"},
     "read_submissions": {"worker", "supervisor", "admin"},
     "review": {"supervisor", "admin"},
     "read_audit": {"admin"},
@@ -56,9 +56,17 @@ def may_read_submission(user: User, submission: dict) -> bool:
     """Workers read their own submissions; supervisors those of their grids."""
     if not allowed(user, "read_submissions"):
         return False
-    if user.role == "worker":
+    if user.role == "worker":  # its own, whatever its scope is now
         return submission["worker"] == user.username
     return in_scope(user, submission["grid_code"])
+
+
+def submission_filter(user: User) -> tuple:
+    """``(grid prefixes or None, worker or None)`` limiting a listing of submissions,
+    the same rule as ``may_read_submission``."""
+    if user.role == "worker":
+        return None, user.username  # its own, whatever its scope is now
+    return prefixes(user), None
 
 
 def may_review(user: User, submission: dict) -> bool:

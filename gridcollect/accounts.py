@@ -77,36 +77,63 @@ def _dummy_hash(n):
 # --- logging in --------------------------------------------------------------------
 
 def login(db, username: str, password: str, address: str, settings: Settings) -> tuple:
-    """``(token, expires_at, User)``; raises Throttled or BadCredentials."""
+    """``(token, expires_at, User)``; raises Throttled or BadCredentials.
+
+    Each attempt is first counted as a failure, in the same transaction that
+    checks the limits, and only then is the (slow) password hash computed: so
+    parallel attempts cannot slip past the limit while hashes are computed. A
+    successful login takes its reservation back, and issues the token only if
+    the password and account are still what was checked.
+    """
     now = clock.now()
-    since = clock.iso(now - settings.failure_window)
-    user_key, address_key = f"user:{username[:64]}", f"addr:{address}"
-    for key, limit in ((user_key, settings.max_failures),
-                       (address_key, settings.max_failures_per_address)):
-        count, earliest = store.login_failures(db, key, since)
-        if count >= limit:
-            unlock = clock.parse(earliest) + settings.failure_window
-            raise Throttled(max(1, int((unlock - now).total_seconds()) + 1))
+    at, since = clock.iso(now), clock.iso(now - settings.failure_window)
+    name = username[:64]
+    user_key, address_key = f"user:{name}", f"addr:{address}"
+    with store.write(db):
+        retry_after = _throttled(db, now, since, settings, user_key, address_key)
+        if retry_after:
+            store.audit(db, [(at, name, "login_throttled", "user", name,
+                              {"address": address, "retry_after": retry_after})])
+        else:
+            reserved = store.add_login_failure(db, [user_key, address_key], at, since)
+    if retry_after:
+        raise Throttled(retry_after)
     row = store.get_user(db, username) if USERNAME.match(username) else None
     if row is None:
         verify_password(password, _dummy_hash(settings.scrypt_n))
-    ok = row is not None and verify_password(password, row["password_hash"]) \
-        and not row["disabled"]
-    at = clock.iso(now)
+    if row is None or not verify_password(password, row["password_hash"]) or row["disabled"]:
+        raise _failure(db, at, name, address)  # the reserved failure stays counted
     with store.write(db):
-        if not ok:
-            store.add_login_failure(db, [user_key, address_key], at, since)
-            store.audit(db, [(at, username[:64], "login_failed", "user", username[:64],
-                              {"address": address})])
-        else:
+        current = store.get_user(db, username)
+        unchanged = current is not None and not current["disabled"] \
+            and current["password_hash"] == row["password_hash"]
+        if unchanged:
+            store.delete_login_failures(db, reserved)
+            store.clear_login_failures(db, user_key)
             token = secrets.token_urlsafe(32)
             expires_at = clock.iso(now + settings.token_ttl)
             store.insert_token(db, token_hash(token), username, at, expires_at)
-            store.clear_login_failures(db, user_key)
             store.audit(db, [(at, username, "login", "user", username, {"address": address})])
-    if not ok:  # raised after the commit: the failure stays counted
-        raise BadCredentials()
-    return token, expires_at, User.from_row(row)
+    if not unchanged:  # the password or the account changed while the hash was computed
+        raise _failure(db, at, name, address)
+    return token, expires_at, User.from_row(current)
+
+
+def _failure(db, at, name, address) -> BadCredentials:
+    with store.write(db):
+        store.audit(db, [(at, name, "login_failed", "user", name, {"address": address})])
+    return BadCredentials()
+
+
+def _throttled(db, now, since, settings, *keys) -> int:
+    """Seconds to wait before trying again, or 0."""
+    limits = (settings.max_failures, settings.max_failures_per_address)
+    for key, limit in zip(keys, limits):
+        count, earliest = store.login_failures(db, key, since)
+        if count >= limit:
+            unlock = clock.parse(earliest) + settings.failure_window
+            return max(1, int((unlock - now).total_seconds()) + 1)
+    return 0
 
 
 def authenticate(db, token: str) -> User | None:

@@ -7,6 +7,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+from http import HTTPStatus
 
 import flask
 import flask_smorest
@@ -169,9 +170,8 @@ def _security_headers(response):
 
 
 def _error_response(status: int, problem: str, message: str, field_errors=None, headers=None):
-    body = {"code": status, "status": _reason(status), "message": message, "error": problem}
-    if field_errors:
-        body["errors"] = field_errors
+    body = {"code": status, "status": _reason(status), "message": message, "error": problem,
+            "errors": field_errors or {}}
     response = flask.jsonify(body)
     response.status_code = status
     for key, value in (headers or {}).items():
@@ -180,7 +180,6 @@ def _error_response(status: int, problem: str, message: str, field_errors=None, 
 
 
 def _reason(status):
-    from http import HTTPStatus
     return HTTPStatus(status).phrase
 
 

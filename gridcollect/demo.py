@@ -81,14 +81,19 @@ def fill(db, standards, scrypt_n=accounts.Settings.scrypt_n) -> list:
                                                 "1990-02-30", "12012345678")),  # invalid
     ])
     worker1 = User("worker1", "worker", ("420502001001001",))
-    workflow.submit(db, standards, grids, worker1, [
+    results += workflow.submit(db, standards, grids, worker1, [
         item("demo-6", "person", "420502001001001",
              _person("420502195505050021", "王秀兰", "2", "1955-05-05", "15072001234",
                      special_groups=["残疾人"])),
+        item("demo-7", "event", "420502001001001", {
+            "event_type": "01", "description": "邻里噪音纠纷（与昨日上报重复）",
+            "occurred_at": collected, "location": {"lat": 30.70, "lon": 111.27}}),
     ])
     supervisor = User("supervisor", "supervisor", (STREET,))
     ids = {r["client_id"]: r["id"] for r in results}
-    assert [r["status"] for r in results] == ["accepted"] * 4 + ["invalid"], results
+    assert [r["status"] for r in results] == ["accepted"] * 4 + ["invalid"] + \
+        ["accepted"] * 2, results
     workflow.review(db, supervisor, ids["demo-3"], "confirm", None)
     workflow.review(db, supervisor, ids["demo-2"], "return", "联系电话请与本人核实后重新提交")
+    workflow.review(db, supervisor, ids["demo-7"], "reject", "与昨日上报的事件重复")
     return created

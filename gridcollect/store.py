@@ -214,10 +214,15 @@ def revoke_tokens(db, username: str, now: str) -> int:
                       " AND revoked_at IS NULL", [now, username]).rowcount
 
 
-def add_login_failure(db, keys, now: str, forget_before: str):
+def add_login_failure(db, keys, now: str, forget_before: str) -> list:
+    """Count a failure for each key (forgetting old ones); the new rows' ids."""
     db.execute("DELETE FROM login_failures WHERE at < ?", [forget_before])
-    db.conn.executemany("INSERT INTO login_failures (key, at) VALUES (?, ?)",
-                        [(key, now) for key in keys])
+    return [db.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)",
+                       [key, now]).lastrowid for key in keys]
+
+
+def delete_login_failures(db, ids):
+    db.conn.executemany("DELETE FROM login_failures WHERE id = ?", [(i,) for i in ids])
 
 
 def login_failures(db, key: str, since: str) -> tuple:

@@ -184,7 +184,7 @@ def _replaces(db, user, raw, standard, document, awaiting) -> tuple:
                 "not_replaceable", "被更正的提交", "Replaces"))
         return wanted, None
     key = standard.natural_key
-    if key and document.get(key) is not None:
+    if key and isinstance(document.get(key), str):  # not a list or dict sent by mistake
         return awaiting.get((raw["record_type"], document[key])), None
     return None, None
 
@@ -197,13 +197,14 @@ def _store_batch(db, user, batch, invalid_attempts, received_at):
     with store.write(db):
         raced = store.existing_submissions(db, user.username,
                                            [i.raw["client_id"] for i in to_store])
-        stored = []
+        stored, claimed = [], set()  # a returned submission is corrected once
         for item in to_store:
             if item.raw["client_id"] in raced:
                 item.status, item.id, item.row = "duplicate", raced[item.raw["client_id"]], None
                 continue
             row = item.row
-            if row["replaces"] is not None and _already_replaced(db, row["replaces"]):
+            if row["replaces"] is not None and (row["replaces"] in claimed
+                                                or _already_replaced(db, row["replaces"])):
                 if row["explicit_replaces"]:  # corrected meanwhile by another batch
                     item.status, item.row = "invalid", None
                     item.errors = [errors.FieldError("replaces", "not_replaceable",
@@ -211,6 +212,8 @@ def _store_batch(db, user, batch, invalid_attempts, received_at):
                                                                     "被更正的提交", "Replaces"))]
                     continue
                 row["replaces"] = None
+            if row["replaces"] is not None:
+                claimed.add(row["replaces"])
             stored.append(item)
         store.insert_submissions(db, [item.row for item in stored])
         ids = store.existing_submissions(db, user.username,
@@ -243,9 +246,9 @@ def get_submission(db, user: access.User, submission_id: int) -> dict:
 
 
 def list_submissions(db, user: access.User, limit: int, cursor: int | None, **filters) -> list:
+    prefixes, worker = access.submission_filter(user)
     return store.list_submissions(
-        db, prefixes=access.prefixes(user),
-        worker=user.username if user.role == "worker" else None,
+        db, prefixes=prefixes, worker=worker,
         before_id=cursor, limit=limit, **filters)
 
 
@@ -330,6 +333,8 @@ def attach_photo(db, user: access.User, photo_dir, submission_id: int, content: 
         os.replace(partial, path)
     at = clock.iso(clock.now())
     with store.write(db):
+        if store.get_submission(db, submission_id)["state"] != PENDING:
+            raise PhotoClosed()  # reviewed while the file was written
         if store.add_photo(db, submission_id, digest, content_type, len(content),
                            user.username, at):
             store.audit(db, [(at, user.username, "photo_add", "submission", submission_id,

@@ -59,6 +59,58 @@ def test_a_success_clears_the_count(client):
     assert token_of(client).status_code == 200
 
 
+def test_parallel_guesses_cannot_pass_the_limit(tmp_path, monkeypatch):
+    """Twelve guesses at once, each hash slow: only five are ever checked."""
+    import threading
+    import time
+    path = tmp_path / "t.db"
+    db = store.connect(path)
+    store.migrate(db, "2026-01-01T00:00:00.000+08:00")
+    seed(db)
+    real_verify = accounts.verify_password
+
+    def slow_verify(password, stored):
+        time.sleep(0.2)
+        return real_verify(password, stored)
+
+    monkeypatch.setattr(accounts, "verify_password", slow_verify)
+    settings = accounts.Settings(scrypt_n=FAST_HASH)
+    outcomes = []
+
+    def guess(i):
+        try:
+            accounts.login(store.connect(path), "w3", f"wrong{i}", f"10.0.0.{i}", settings)
+        except (accounts.BadCredentials, accounts.Throttled) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["BadCredentials"] * 5 + ["Throttled"] * 7
+    actions = [e["action"] for e in store.list_audit(db)]
+    assert actions.count("login_failed") == 5 and actions.count("login_throttled") == 7
+
+
+def test_a_password_changed_during_login_gives_no_token(tmp_path, monkeypatch):
+    db = store.connect(tmp_path / "t.db")
+    store.migrate(db, "2026-01-01T00:00:00.000+08:00")
+    seed(db)
+    real_verify = accounts.verify_password
+
+    def verify_then_reset(password, stored):
+        ok = real_verify(password, stored)
+        accounts.change_user(db, "admin", "w3", password="a-new-passw0rd", scrypt_n=FAST_HASH)
+        return ok
+
+    monkeypatch.setattr(accounts, "verify_password", verify_then_reset)
+    with pytest.raises(accounts.BadCredentials):
+        accounts.login(db, "w3", PASSWORD, "10.0.0.1", accounts.Settings(scrypt_n=FAST_HASH))
+    assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
+    assert [e["action"] for e in store.list_audit(db, action="login_failed")] == ["login_failed"]
+
+
 def test_one_address_guessing_many_users_is_throttled(tmp_path):
     from gridcollect.app import create_app
     app = create_app({"DATABASE": str(tmp_path / "t.db"), "SCRYPT_N": FAST_HASH,

@@ -319,6 +319,52 @@ def test_photos_only_on_own_pending_submissions(login):
     assert other.status_code == 404
 
 
+def test_a_photo_racing_a_review_is_refused(login, db, monkeypatch):
+    """The supervisor confirms while the photo file is being written: 409, not listed."""
+    from gridcollect import store, workflow
+    sid = login("w3").submit(item("ph")).json["results"][0]["id"]
+    real_fsync = workflow.os.fsync
+
+    def fsync_then_review(fd):
+        real_fsync(fd)
+        with store.write(db):
+            store.set_review(db, sid, "confirmed", "sup", "2026-11-21T10:00:00.000+08:00", None)
+
+    monkeypatch.setattr(workflow.os, "fsync", fsync_then_review)
+    response = login("w3").post(f"/api/v1/submissions/{sid}/photos", data=JPEG,
+                                content_type="image/jpeg")
+    assert response.status_code == 409 and response.json["error"] == "photo_closed"
+    assert login("w3").get(f"/api/v1/submissions/{sid}").json["photos"] == []
+
+
+@pytest.mark.parametrize("action", ["upsert", "retire"])
+@pytest.mark.parametrize("value", [["x"], {"a": 1}, 420502198001010011])
+def test_a_natural_key_of_the_wrong_type_is_invalid(login, action, value):
+    w3 = login("w3")
+    sid = w3.submit(item("a", person(1))).json["results"][0]["id"]
+    login("sup").post(f"/api/v1/submissions/{sid}/review",  # so returned ones are looked up
+                      json={"action": "return", "note": "请核实"})
+    response = w3.submit(item("b", person(1, id_number=value), action=action))
+    assert response.status_code == 200
+    [result] = response.json["results"]
+    assert result["status"] == "invalid"
+    assert [e["field"] for e in result["errors"]] == ["id_number"]
+
+
+@pytest.mark.parametrize("path, value", [
+    ("/api/v1/submissions", 10 ** 20), ("/api/v1/submissions", -1),
+    ("/api/v1/submissions", 0), ("/api/v1/submissions", 1.5), ("/api/v1/submissions", "7"),
+    ("/api/v1/audit", 2 ** 63), ("/api/v1/grids", "\ud800"), ("/api/v1/grids", "../x"),
+    ("/api/v1/grids", 420502001002003),
+])
+def test_a_cursor_we_did_not_make_is_bad_cursor(login, path, value):
+    import base64
+    cursor = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    response = login("admin").get(f"{path}?cursor={cursor}")
+    assert response.status_code == 400, response.json
+    assert response.json["error"] == "bad_cursor" and response.json["errors"] == {}
+
+
 def test_submissions_are_audited(login):
     sid = login("w3").submit(item("au")).json["results"][0]["id"]
     entries = login("admin").get(f"/api/v1/audit?object_type=submission&object_id={sid}").json

@@ -123,3 +123,43 @@ def test_a_supervisor_with_300_entries_pages_through_them(login):
     assert len(seen) == 300 and seen == sorted(seen, reverse=True)
     response = sup.post("/api/v1/reviews", json={"ids": seen[:250], "action": "confirm"})
     assert [r["status"] for r in response.json["results"]] == ["reviewed"] * 250
+
+
+def test_two_corrections_in_one_batch_link_only_the_first(login, db):
+    [sid] = submit(login, item("a", person(1)))
+    login("sup").post(f"/api/v1/submissions/{sid}/review",
+                      json={"action": "return", "note": "请核实电话"})
+    w3 = login("w3")
+    response = w3.submit(item("x", person(2)), item("fix-e", person(1, phone="13912345678")),
+                         item("fix-f", person(1, phone="13912345679")))
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json["results"]] == ["accepted"] * 3
+    _, first, second = (w3.get(f"/api/v1/submissions/{r['id']}").json
+                        for r in response.json["results"])
+    assert (first["replaces"], second["replaces"]) == (sid, None)
+    explicit = w3.submit(item("g1", person(3)), item("g2", person(1), replaces=sid))
+    assert [(r["status"], [e["code"] for e in r["errors"]])
+            for r in explicit.json["results"]] == [("accepted", []),
+                                                    ("invalid", ["not_replaceable"])]
+
+
+def test_two_explicit_corrections_in_one_batch(login):
+    [sid] = submit(login, item("a", person(1)))
+    login("sup").post(f"/api/v1/submissions/{sid}/review",
+                      json={"action": "return", "note": "请核实电话"})
+    response = login("w3").submit(item("g1", person(1), replaces=sid),
+                                  item("g2", person(1), replaces=sid))
+    assert [(r["status"], [e["code"] for e in r["errors"]])
+            for r in response.json["results"]] == [("accepted", []),
+                                                    ("invalid", ["not_replaceable"])]
+
+
+def test_a_worker_still_lists_its_own_after_a_scope_change(login):
+    [sid] = submit(login, item("a", person(1)))
+    login("sup").post(f"/api/v1/submissions/{sid}/review",
+                      json={"action": "return", "note": "请核实电话"})
+    moved = login("admin").patch("/api/v1/users/w3", json={"scope": [GRID_OTHER]})
+    assert moved.status_code == 200
+    w3 = login("w3")
+    assert [s["id"] for s in w3.get("/api/v1/submissions?state=returned").json["items"]] == [sid]
+    assert w3.get(f"/api/v1/submissions/{sid}").status_code == 200

@@ -127,7 +127,7 @@ def test_demo_fills_an_empty_database_with_every_state(tmp_path):
     users = demo.fill(db, load_standards(), scrypt_n=FAST_HASH)
     assert {role for _, role, _, _ in users} == {"worker", "supervisor", "analyst", "admin"}
     states = {row["state"] for row in store.list_submissions(db, prefixes=None)}
-    assert states == {"pending", "confirmed", "returned"}
+    assert states == {"pending", "confirmed", "returned", "rejected"}
     assert db.execute("SELECT count(*) FROM invalid_attempts").fetchone()[0] == 1
     assert not demo.is_empty(db)
     username, _, _, password = users[0]

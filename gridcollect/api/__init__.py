@@ -10,6 +10,7 @@ import flask_smorest
 from webargs.flaskparser import FlaskParser
 
 from .. import access, accounts, errors, store
+from ..grids import is_grid_code
 
 
 class ApiError(Exception):
@@ -109,13 +110,18 @@ def page(rows: list, limit: int, key) -> dict:
 
 
 def cursor_value(args: dict, kind=int):
+    """The row id (``int``) or grid code (``str``) a page continues after."""
     if "cursor" not in args:
         return None
     try:
         value = store.decode_cursor(args["cursor"])
     except ValueError:
         raise ApiError("bad_cursor") from None
-    if type(value) is not kind:
+    if kind is int:
+        valid = type(value) is int and 1 <= value <= store.MAX_ROW_ID
+    else:
+        valid = type(value) is str and is_grid_code(value)
+    if not valid:
         raise ApiError("bad_cursor")
     return value
 

@@ -288,4 +288,5 @@ class Error(Schema):
     status = fields.String(required=True)
     message = fields.String(required=True, metadata={"description": "Chinese / English"})
     error = fields.String(required=True, metadata={"description": "stable problem code"})
-    errors = fields.Dict(metadata={"description": "field -> messages"})
+    errors = fields.Dict(required=True,
+                         metadata={"description": "field -> messages; {} when none"})
