@@ -76,8 +76,9 @@ def servers(tmp_path_factory):
     yield first, second, db
     first.stop()
     second.stop()
-    for line in (folder / "server1.log").read_text(errors="replace").splitlines():
-        assert "Traceback" not in line and " 500 " not in line
+    for log in ("server1.log", "server2.log"):
+        for line in (folder / log).read_text(errors="replace").splitlines():
+            assert "Traceback" not in line and " 500 " not in line
 
 
 class Phone:
@@ -118,6 +119,12 @@ def test_collect_and_confirm(servers):
     assert [r["id"] for r in retry[:2]] == [r["id"] for r in results[:2]]
 
     p1, p2 = results[0]["id"], results[1]["id"]
+    photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"  # a door, say
+    added = phone.post(f"/submissions/{p2}/photos", data=photo,
+                       headers={"Content-Type": "image/jpeg"})
+    assert added.status_code == 201, added.text
+    seen = supervisor.get(added.json()["url"].removeprefix("/api/v1"))
+    assert seen.content == photo and seen.headers["Content-Type"] == "image/jpeg"
     pending = supervisor.get("/submissions?state=pending").json()["items"]
     assert {p1, p2} <= {s["id"] for s in pending}
     returned = supervisor.post(f"/submissions/{p1}/review",
