@@ -16,6 +16,7 @@ per client) each client sends ``--batches`` timed batches (default 20). Prints
 records/s over the timed window (first send to last response, across both
 clients) and the per-batch latency p50/p95, each the median of ``--repeats``
 runs (default 3) alternating baseline and gridcollect, a fresh database per run.
+Also the largest peak RSS (VmHWM) of any server process, median over runs.
 Every run is checked: all statuses are accepted or invalid, and the number of
 accepted results equals the rows stored in the database.
 """
@@ -92,6 +93,22 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def peak_rss_mb(group: int) -> float:
+    """The largest peak resident memory (VmHWM) of the processes in a process group."""
+    peak = 0
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:  # pgrp
+                continue
+            for row in (stat.parent / "status").read_text().splitlines():
+                if row.startswith("VmHWM:"):
+                    peak = max(peak, int(row.split()[1]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return peak / 1024
 
 
 def tail(path: pathlib.Path, lines: int = 15) -> str:
@@ -263,6 +280,7 @@ def run_baseline(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dict:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/ingest", proc, log)
         result = load({"kind": "baseline", "base": base, "path": "/ingest"}, batches, seed)
+        result["rss"] = peak_rss_mb(proc.pid)
         if proc.poll() is not None:
             raise RuntimeError(f"baseline server exited:\n{tail(log)}")
     finally:
@@ -295,6 +313,7 @@ def run_gridcollect(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dic
         wait_ready(base + "/api/v1/openapi.json", proc, log)
         result = load({"kind": "gridcollect", "base": base, "path": "/api/v1/submissions"},
                       batches, seed)
+        result["rss"] = peak_rss_mb(proc.pid)
         if proc.poll() is not None:
             raise RuntimeError(f"gridcollect server exited:\n{tail(log)}")
     except Exception as exc:  # noqa: BLE001 - re-raised with the server log
@@ -306,7 +325,7 @@ def run_gridcollect(tmp: pathlib.Path, run: int, batches: int, seed: int) -> dic
 
 
 def summary(runs: list) -> dict:
-    return {k: statistics.median(r[k] for r in runs) for k in ("rate", "p50", "p95")}
+    return {k: statistics.median(r[k] for r in runs) for k in ("rate", "p50", "p95", "rss")}
 
 
 def main(argv=None):
@@ -340,7 +359,8 @@ def main(argv=None):
     def line(label, runs):
         s = summary(runs)
         return (f"{label:<66}{s['rate']:>7,.0f} records/s  (median of {len(runs)}; "
-                f"batch p50 {s['p50'] * 1000:.0f} ms, p95 {s['p95'] * 1000:.0f} ms)")
+                f"batch p50 {s['p50'] * 1000:.0f} ms, p95 {s['p95'] * 1000:.0f} ms; "
+                f"peak RSS per process {s['rss']:.0f} MB)")
 
     print(f"ingest, {CLIENTS} clients x {args.batches} batches x {BATCH} person records, "
           f"{WORKERS} server workers each")
@@ -353,6 +373,8 @@ def main(argv=None):
         met = rate >= 10_000 and ratio >= 5
         print(f"ratio: {ratio:.1f}x   target: >= 10,000 records/s and >= 5x "
               f"({'met' if met else 'NOT met'})")
+        print(f"peak RSS ratio (gridcollect / baseline): "
+              f"{summary(grid_runs)['rss'] / summary(baseline_runs)['rss']:.2f}x")
     if any("not counted" in n for n in notes):
         print("note: gridcollect rows not counted (no submissions table); "
               "accepted count taken from the results")
