@@ -17,7 +17,8 @@ from werkzeug.routing import IntegerConverter
 
 from . import accounts, clock, errors, store
 from .api import ApiError, blueprints
-from .api.schemas import Error, TooManyItems
+from .api.refusals import RefusalsPlugin
+from .api.schemas import Error, Timestamp, TooManyItems
 from .standards import load_standards
 from .workflow import GridCache
 
@@ -105,8 +106,9 @@ def create_app(config=None) -> flask.Flask:
     store.migrate(runtime.db(), clock.iso(clock.now()))
 
     app.url_map.converters["id"] = RowId
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
     api.register_converter(RowId, _row_id_schema)
+    api.register_field(Timestamp, "string", "date-time")
     for blueprint in blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
@@ -208,7 +210,9 @@ def _http_error(exc: HTTPException):
     values = {"limit": flask.request.max_content_length, "detail": exc.description,
               "expected": "application/json"}
     message = errors.problem(problem, **values)[1]
-    return _error_response(exc.code, problem, message, field_errors)
+    allow = dict(exc.get_headers()).get("Allow")  # a 405 says what is allowed
+    return _error_response(exc.code, problem, message, field_errors,
+                           {"Allow": allow} if allow else None)
 
 
 def _busy(exc):

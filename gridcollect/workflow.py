@@ -85,6 +85,7 @@ class _Item:
     id: int | None = None
     errors: list | None = None
     row: dict | None = None
+    copy_of: _Item | None = None  # the same client_id earlier in this batch
 
 
 def submit(db, standards, grids: GridCache, user: access.User, items: list) -> list:
@@ -108,7 +109,7 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
             item.status, item.id = "duplicate", seen[raw["client_id"]]
             continue
         if raw["client_id"] in first_in_batch:  # the same item twice in one batch
-            item.status = "duplicate"
+            item.copy_of = first_in_batch[raw["client_id"]]
             continue
         grid_code = raw["grid_code"]
         if not (access.in_scope(user, grid_code) and is_grid_code(grid_code)):
@@ -147,8 +148,13 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
             "replaces": replaces, "explicit_replaces": raw.get("replaces") is not None}
     _store_batch(db, user, batch, invalid_attempts, received_at)
     for item in batch:
-        if item.status == "duplicate" and item.id is None:
-            item.id = first_in_batch[item.raw["client_id"]].id
+        first = item.copy_of
+        if first is None:
+            continue
+        if first.status in ("accepted", "duplicate"):  # answered like a resent item
+            item.status, item.id = "duplicate", first.id
+        else:  # the first copy was not stored: the same verdict, not a duplicate of nothing
+            item.status, item.errors = first.status, first.errors
     return [{"client_id": i.raw["client_id"], "status": i.status, "id": i.id,
              "errors": [e.as_dict() for e in i.errors] if i.errors else []} for i in batch]
 

@@ -194,3 +194,19 @@ def test_audit_pages_newest_first(login):
     rest = admin.get(f"/api/v1/audit?action=user_add&limit=50&cursor={first['next']}").json
     ids = [e["id"] for e in first["items"] + rest["items"]]
     assert ids == sorted(ids, reverse=True) and len(ids) == 3 + 7  # 7 seeded users
+
+
+@pytest.mark.parametrize("change", [{"unmasked": 1}, {"unmasked": "true"}, {"disabled": "on"},
+                                    {"disabled": 0}])
+def test_user_flags_are_true_or_false_only(login, db, change):
+    """Who sees personal data unmasked is not decided by a truthy string."""
+    response = login("admin").patch("/api/v1/users/w3", json=change)
+    assert response.status_code == 422 and response.json["error"] == "invalid_request"
+    row = store.get_user(db, "w3")
+    assert (row["unmasked"], row["disabled"]) == (0, 0)
+
+
+def test_a_method_not_allowed_says_what_is(client):
+    response = client.put("/api/v1/me")
+    assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}

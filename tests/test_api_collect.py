@@ -89,6 +89,16 @@ def test_batch_statuses_in_request_order(login, db):
     assert count(db, "invalid_attempts") == 1
 
 
+def test_an_invalid_item_twice_in_a_batch_is_invalid_twice(login, db):
+    bad = item("x", person(1, birth_date="1980-02-30"))
+    results = login("w3").submit(bad, bad).json["results"]
+    assert [(r["status"], r["id"]) for r in results] == [("invalid", None), ("invalid", None)]
+    assert results[0]["errors"] == results[1]["errors"] != []
+    assert count(db) == 0 and count(db, "invalid_attempts") == 1
+    fixed = login("w3").submit(item("x", person(1))).json["results"][0]
+    assert fixed["status"] == "accepted"
+
+
 def test_a_retried_batch_stores_nothing_twice(login, db):
     w3 = login("w3")
     batch = [item(f"c{i}", person(i)) for i in range(20)]

@@ -36,6 +36,9 @@ class TokenResource(MethodView):
     def delete(self):
         """Log out: revoke the token of this request."""
         accounts.logout(db(), flask.g.token, current_user())
+        response = flask.Response(status=204)
+        del response.headers["Content-Type"]  # no body, so no type
+        return response
 
 
 @blp.route("/me")

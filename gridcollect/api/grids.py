@@ -18,7 +18,7 @@ from . import (
     page,
     runtime,
 )
-from .schemas import Grid, GridList, GridListArgs, StandardsArgs
+from .schemas import Grid, GridList, GridListArgs, Standards, StandardsArgs
 
 blp = Blueprint("grids", __name__, url_prefix="/api/v1", description="Grids and standards")
 
@@ -63,8 +63,11 @@ class GridResource(MethodView):
 class GridStandards(MethodView):
     @authenticated("read_grids")
     @blp.arguments(StandardsArgs, location="query")
-    @blp.response(200)
+    @blp.response(200, Standards, headers={"ETag": {
+        "description": "send it back in If-None-Match", "schema": {"type": "string"}}})
     @blp.alt_response(304, description="not modified since the ETag sent in If-None-Match")
+    @blp.doc(parameters=[{"in": "header", "name": "If-None-Match", "required": False,
+                          "schema": {"type": "string"}}])
     def get(self, args, code):
         """The effective standards of a grid, to validate offline.
 
@@ -77,6 +80,7 @@ class GridStandards(MethodView):
         tag = schema_export.etag(standards, code, args["format"])
         if tag in flask.request.if_none_match:
             response = flask.Response(status=304)
+            del response.headers["Content-Type"]  # no body, so no type
         else:
             document = (schema_export.native(standards, code) if args["format"] == "native"
                         else schema_export.json_schemas(standards, code))

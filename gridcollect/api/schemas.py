@@ -18,10 +18,18 @@ PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u
 # notes are written by people: line breaks and tabs are fine, other controls are not
 NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
                        r"\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]*\Z")
+# the same rules as the OpenAPI document states them (ECMA-262 regular expressions)
+DOC_PATTERNS = {
+    PRINTABLE: r"^[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+$",
+    NOTE_TEXT: r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+               r"\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]*$",
+    PREFIX: r"^(?:[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$",
+}
 
 
 class Timestamp(fields.Field):
-    """ISO 8601; without an offset it is China Standard Time. Dumped as stored."""
+    """ISO 8601; without an offset it is China Standard Time. Dumped as stored.
+    (Documented as a ``date-time`` string: see ``app.create_app``.)"""
 
     default_error_messages = {"invalid": "Not an ISO 8601 timestamp."}
 
@@ -43,8 +51,25 @@ def _printable(max_length):
                                               "characters.")]
 
 
-_grid_prefix = validate.Regexp(PREFIX, error="Must be a grid code prefix of 6, 9, 12 or 15 "
-                                              "digits.")
+def _documented(pattern) -> dict:
+    """Field metadata giving the OpenAPI document the portable form of ``pattern``."""
+    return {"pattern": DOC_PATTERNS[pattern]}
+
+
+def _grid_prefix_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Regexp(
+        PREFIX, error="Must be a grid code prefix of 6, 9, 12 or 15 digits."),
+        metadata=_documented(PREFIX), **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: not 1, "on" or "yes" (these decide who sees personal data)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
 _id = fields.Integer(strict=True, validate=validate.Range(1, MAX_ID))
 
 
@@ -78,18 +103,18 @@ class Token(Schema):
 class NewUser(Schema):
     username = fields.String(required=True, validate=validate.Length(1, 64))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    scope = fields.List(fields.String(validate=_grid_prefix), load_default=list,
+    scope = fields.List(_grid_prefix_field(), load_default=list,
                         validate=validate.Length(max=1000))
     password = fields.String(required=True, load_only=True, validate=validate.Length(8, 1024))
-    unmasked = fields.Boolean(load_default=False)
+    unmasked = StrictBoolean(load_default=False)
 
 
 class UserChange(Schema):
     role = fields.String(validate=validate.OneOf(ROLES))
-    scope = fields.List(fields.String(validate=_grid_prefix), validate=validate.Length(max=1000))
+    scope = fields.List(_grid_prefix_field(), validate=validate.Length(max=1000))
     password = fields.String(load_only=True, validate=validate.Length(8, 1024))
-    unmasked = fields.Boolean()
-    disabled = fields.Boolean()
+    unmasked = StrictBoolean()
+    disabled = StrictBoolean()
 
 
 class UserList(Schema):
@@ -117,7 +142,7 @@ class GridList(Schema):
 
 
 class GridListArgs(Schema):
-    under = fields.String(validate=_grid_prefix)
+    under = _grid_prefix_field()
     geometry = fields.Boolean(load_default=True)
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     cursor = fields.String(validate=validate.Length(max=200))
@@ -128,12 +153,23 @@ class StandardsArgs(Schema):
         ["native", "json-schema"]))
 
 
+class Standards(Schema):
+    """Either form: ``standards`` and ``code_tables`` (native) or ``schemas``."""
+    grid_code = fields.String(required=True)
+    standards = fields.Dict(metadata={"description": "format=native: per record type, its "
+                                                     "version, digest, labels and fields"})
+    code_tables = fields.Dict(metadata={"description": "format=native: code -> label"})
+    schemas = fields.Dict(metadata={"description": "format=json-schema: one JSON Schema "
+                                                   "(2020-12) per record type"})
+
+
 # --- submissions --------------------------------------------------------------------
 
 class SubmissionItem(Schema):
     client_id = fields.String(required=True, validate=_printable(100),
                               metadata={"description": "chosen by the phone, e.g. a UUID;"
-                                                       " unique per worker"})
+                                                       " unique per worker",
+                                        **_documented(PRINTABLE)})
     record_type = fields.String(required=True, validate=validate.OneOf(RECORD_TYPES))
     grid_code = fields.String(required=True, validate=validate.Length(max=64))
     action = fields.String(load_default="upsert", validate=validate.OneOf(ACTIONS))
@@ -182,9 +218,9 @@ class SubmitResults(Schema):
 
 
 class Review(Schema):
-    by = fields.String(allow_none=True)
-    at = fields.String(allow_none=True)
-    note = fields.String(allow_none=True)
+    by = fields.String(required=True)
+    at = fields.String(required=True)
+    note = fields.String(allow_none=True, required=True)
 
 
 class Photo(Schema):
@@ -207,12 +243,13 @@ class Submission(Schema):
     collected_at = fields.String(required=True)
     received_at = fields.String(required=True)
     standard_version = fields.String(required=True)
-    base_version = fields.Integer(allow_none=True)
-    natural_key = fields.String(allow_none=True)
-    review = fields.Nested(Review, allow_none=True)
-    replaces = fields.Integer(allow_none=True)
-    replaced_by = fields.Integer(allow_none=True)
-    photos = fields.List(fields.Nested(Photo))
+    base_version = fields.Integer(allow_none=True, required=True)
+    natural_key = fields.String(allow_none=True, required=True)
+    review = fields.Nested(Review, allow_none=True, required=True,
+                           metadata={"description": "null until reviewed"})
+    replaces = fields.Integer(allow_none=True, required=True)
+    replaced_by = fields.Integer(allow_none=True, required=True)
+    photos = fields.List(fields.Nested(Photo), required=True)
 
 
 class SubmissionList(Schema):
@@ -222,7 +259,7 @@ class SubmissionList(Schema):
 
 class SubmissionListArgs(Schema):
     state = fields.String(validate=validate.OneOf(STATES))
-    grid = fields.String(validate=_grid_prefix)
+    grid = _grid_prefix_field()
     record_type = fields.String(validate=validate.OneOf(RECORD_TYPES))
     since = Timestamp(metadata={"description": "received at or after"})
     until = Timestamp(metadata={"description": "received before"})
@@ -236,7 +273,8 @@ class ReviewRequest(Schema):
     action = fields.String(required=True, validate=validate.OneOf(list(REVIEW_ACTIONS)))
     note = fields.String(load_default=None, allow_none=True, validate=[
         validate.Length(max=2000),
-        validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")])
+        validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")],
+        metadata=_documented(NOTE_TEXT))
 
 
 class BulkReviewRequest(ReviewRequest):

@@ -101,6 +101,8 @@ class Photos(MethodView):
     @blp.response(201, Photo)
     @blp.alt_response(409, schema="Error", description="not your pending submission")
     @blp.alt_response(413, schema="Error", description="larger than the photo limit")
+    @blp.alt_response(415, schema="Error", description="not image/jpeg or image/png")
+    @blp.alt_response(422, schema="Error", description="not a whole JPEG or PNG (bad_photo)")
     def post(self, submission_id):
         """Attach a JPEG or PNG (the body is the image); the same image twice is stored once."""
         if flask.request.mimetype not in PHOTO_TYPES:
@@ -124,7 +126,10 @@ class Photos(MethodView):
 @blp.route("/submissions/<id:submission_id>/photos/<sha256>")
 class PhotoFile(MethodView):
     @authenticated("read_submissions")
-    @blp.response(200, content_type="image/jpeg")
+    @blp.response(200, content_type="image/jpeg", description="the image, as uploaded")
+    @blp.doc(responses={"200": {"description": "the image, as uploaded", "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("image/jpeg", "image/png")}}})
     def get(self, submission_id, sha256):
         """The image itself."""
         _get(submission_id)

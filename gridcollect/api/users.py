@@ -25,6 +25,7 @@ class Users(MethodView):
     @authenticated("manage_users")
     @blp.arguments(NewUser)
     @blp.response(201, User)
+    @blp.alt_response(409, schema="Error", description="the username is taken (user_exists)")
     def post(self, new):
         """Add a user."""
         if store.get_user(db(), new["username"]) is not None:
