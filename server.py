@@ -32,6 +32,10 @@ class Server(BaseApplication):
         return create_app(self.config)
 
 
+def _one_request_per_connection(worker, req):
+    req.must_close = True  # the answer says "Connection: close"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -68,11 +72,14 @@ def main(argv=None):
         "bind": f"{args.host}:{args.port}", "workers": args.workers,
         "worker_class": "gthread", "threads": args.threads, "timeout": 60,
         "graceful_timeout": 20,
-        # One request per connection: each request goes to whichever worker is
-        # free to accept it. With keep-alive a connection stays with the worker
+        # One request per connection, so each request goes to whichever worker
+        # is free to accept it: a kept-alive connection stays with the worker
         # that accepted it, and two busy phones on one worker share one core
         # while the other worker idles (measured: half the throughput).
-        "keepalive": 0,
+        "pre_request": _one_request_per_connection,
+        # gthread gives a new connection 5 s plus this long to send its first
+        # bytes (a phone on a poor link can take that long) before closing it
+        "keepalive": 10,
         "accesslog": "-", "errorlog": "-", "loglevel": "info",
         "control_socket_disable": True,
     }).run()

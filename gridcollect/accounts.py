@@ -79,61 +79,75 @@ def _dummy_hash(n):
 def login(db, username: str, password: str, address: str, settings: Settings) -> tuple:
     """``(token, expires_at, User)``; raises Throttled or BadCredentials.
 
-    Each attempt is first counted as a failure, in the same transaction that
-    checks the limits, and only then is the (slow) password hash computed: so
-    parallel attempts cannot slip past the limit while hashes are computed. A
-    successful login takes its reservation back, and issues the token only if
-    the password and account are still what was checked.
+    An attempt is counted, in flight, in the transaction that checks the limits,
+    before its (slow) password hash is computed: parallel guesses cannot slip
+    past the limit. Attempts in flight that fill what is left of a limit get a
+    429 to retry in a second; finished failures that reach it, for the rest of
+    the window (audited once per window and key, so a flood of refused
+    attempts cannot flood the audit log). A token is issued only if the
+    password and the account are still what was checked.
     """
     now = clock.now()
     at, since = clock.iso(now), clock.iso(now - settings.failure_window)
     name = username[:64]
-    user_key, address_key = f"user:{name}", f"addr:{address}"
-    with store.write(db):
-        retry_after = _throttled(db, now, since, settings, user_key, address_key)
-        if retry_after:
-            store.audit(db, [(at, name, "login_throttled", "user", name,
-                              {"address": address, "retry_after": retry_after})])
-        else:
-            reserved = store.add_login_failure(db, [user_key, address_key], at, since)
-    if retry_after:
+    keys = {f"user:{name}": settings.max_failures,
+            f"addr:{address}": settings.max_failures_per_address}
+    throttled = _throttled(db, now, settings.failure_window, keys)  # read only: no write lock
+    if throttled is None:
+        with store.write(db):
+            throttled = _throttled(db, now, settings.failure_window, keys)
+            if throttled is None:
+                reserved = store.add_login_attempt(db, list(keys), at, since)
+    if throttled is not None:
+        key, retry_after, window = throttled
+        if window and not store.throttle_audited(db, key, since):
+            with store.write(db):
+                if not store.throttle_audited(db, key, since):
+                    store.audit(db, [(at, name, "login_throttled", "login", key,
+                                      {"address": address, "retry_after": retry_after})])
         raise Throttled(retry_after)
     row = store.get_user(db, username) if USERNAME.match(username) else None
     if row is None:
         verify_password(password, _dummy_hash(settings.scrypt_n))
     if row is None or not verify_password(password, row["password_hash"]) or row["disabled"]:
-        raise _failure(db, at, name, address)  # the reserved failure stays counted
+        raise _failure(db, at, name, address, reserved)
     with store.write(db):
         current = store.get_user(db, username)
         unchanged = current is not None and not current["disabled"] \
             and current["password_hash"] == row["password_hash"]
         if unchanged:
-            store.delete_login_failures(db, reserved)
-            store.clear_login_failures(db, user_key)
+            store.delete_login_attempt(db, reserved)
+            store.clear_login_failures(db, f"user:{name}")
             token = secrets.token_urlsafe(32)
             expires_at = clock.iso(now + settings.token_ttl)
             store.insert_token(db, token_hash(token), username, at, expires_at)
             store.audit(db, [(at, username, "login", "user", username, {"address": address})])
     if not unchanged:  # the password or the account changed while the hash was computed
-        raise _failure(db, at, name, address)
+        raise _failure(db, at, name, address, reserved)
     return token, expires_at, User.from_row(current)
 
 
-def _failure(db, at, name, address) -> BadCredentials:
+def _failure(db, at, name, address, reserved) -> BadCredentials:
     with store.write(db):
+        store.fail_login_attempt(db, reserved)
         store.audit(db, [(at, name, "login_failed", "user", name, {"address": address})])
     return BadCredentials()
 
 
-def _throttled(db, now, since, settings, *keys) -> int:
-    """Seconds to wait before trying again, or 0."""
-    limits = (settings.max_failures, settings.max_failures_per_address)
-    for key, limit in zip(keys, limits):
-        count, earliest = store.login_failures(db, key, since)
-        if count >= limit:
-            unlock = clock.parse(earliest) + settings.failure_window
-            return max(1, int((unlock - now).total_seconds()) + 1)
-    return 0
+ATTEMPT_STALE = datetime.timedelta(minutes=1)  # an attempt in flight longer crashed: a failure
+
+
+def _throttled(db, now, window, limits: dict):
+    """``(key, seconds to wait, whether for the window)``, or None to go ahead."""
+    since, stale_before = clock.iso(now - window), clock.iso(now - ATTEMPT_STALE)
+    for key, limit in limits.items():
+        failed, earliest, in_flight = store.login_failures(db, key, since, stale_before)
+        if failed >= limit:
+            unlock = clock.parse(earliest) + window
+            return key, max(1, int((unlock - now).total_seconds()) + 1), True
+        if failed + in_flight >= limit:
+            return key, 1, False
+    return None
 
 
 def authenticate(db, token: str) -> User | None:

@@ -171,7 +171,27 @@ def _security_headers(response):
     return response
 
 
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+def _drain_refused_body():
+    """Read and drop a refused body (up to DRAIN_BYTES), so the client, still
+    sending, receives the 413 instead of a connection reset."""
+    stream = flask.request.environ.get("wsgi.input")
+    left = min(flask.request.content_length or DRAIN_BYTES, DRAIN_BYTES)
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
+    except (OSError, ValueError):
+        pass  # the client went away: nothing to answer
+
+
 def _error_response(status: int, problem: str, message: str, field_errors=None, headers=None):
+    if status == 413:
+        _drain_refused_body()
     body = {"code": status, "status": _reason(status), "message": message, "error": problem,
             "errors": field_errors or {}}
     response = flask.jsonify(body)

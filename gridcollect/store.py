@@ -126,8 +126,14 @@ def _m1_accounts_grids_submissions_audit(db):
                        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""")
 
 
+def _m2_login_attempts_in_flight(db):
+    # a login attempt is counted (pending = 1) before its password hash is computed
+    db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS = [
     (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
+    (2, "login attempts in flight", _m2_login_attempts_in_flight),
 ]
 
 
@@ -214,25 +220,44 @@ def revoke_tokens(db, username: str, now: str) -> int:
                       " AND revoked_at IS NULL", [now, username]).rowcount
 
 
-def add_login_failure(db, keys, now: str, forget_before: str) -> list:
-    """Count a failure for each key (forgetting old ones); the new rows' ids."""
+def add_login_attempt(db, keys, now: str, forget_before: str) -> list:
+    """Count an attempt in flight for each key (forgetting old ones); the rows' ids."""
     db.execute("DELETE FROM login_failures WHERE at < ?", [forget_before])
-    return [db.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)",
+    return [db.execute("INSERT INTO login_failures (key, at, pending) VALUES (?, ?, 1)",
                        [key, now]).lastrowid for key in keys]
 
 
-def delete_login_failures(db, ids):
+def fail_login_attempt(db, ids):
+    db.conn.executemany("UPDATE login_failures SET pending = 0 WHERE id = ?",
+                        [(i,) for i in ids])
+
+
+def delete_login_attempt(db, ids):
     db.conn.executemany("DELETE FROM login_failures WHERE id = ?", [(i,) for i in ids])
 
 
-def login_failures(db, key: str, since: str) -> tuple:
-    """How many failures for ``key`` since then, and the earliest of them."""
-    return db.execute("SELECT count(*), min(at) FROM login_failures WHERE key = ? AND at >= ?",
-                      [key, since]).fetchone()
+def login_failures(db, key: str, since: str, stale_before: str) -> tuple:
+    """``(failures, earliest failure, attempts in flight)`` for ``key`` since then; an
+    attempt in flight since before ``stale_before`` never finished: a failure."""
+    failed, earliest, in_flight = db.execute(
+        "SELECT sum(pending = 0 OR at < :stale),"
+        " min(CASE WHEN pending = 0 OR at < :stale THEN at END),"
+        " sum(pending = 1 AND at >= :stale)"
+        " FROM login_failures WHERE key = :key AND at >= :since",
+        {"key": key, "since": since, "stale": stale_before}).fetchone()
+    return failed or 0, earliest, in_flight or 0
+
+
+def throttle_audited(db, key: str, since: str) -> bool:
+    """Whether throttling ``key`` was already audited since then (once per window)."""
+    return db.execute("SELECT 1 FROM audit WHERE object_type = 'login' AND object_id = ?"
+                      " AND action = 'login_throttled' AND at >= ? LIMIT 1",
+                      [key, since]).fetchone() is not None
 
 
 def clear_login_failures(db, key: str):
-    db.execute("DELETE FROM login_failures WHERE key = ?", [key])
+    """Forget the finished failures of ``key`` (attempts in flight still count)."""
+    db.execute("DELETE FROM login_failures WHERE key = ? AND pending = 0", [key])
 
 
 # --- grids -----------------------------------------------------------------------

@@ -111,6 +111,7 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
         if raw["client_id"] in first_in_batch:  # the same item twice in one batch
             item.copy_of = first_in_batch[raw["client_id"]]
             continue
+        first_in_batch[raw["client_id"]] = item
         grid_code = raw["grid_code"]
         if not (access.in_scope(user, grid_code) and is_grid_code(grid_code)):
             item.status = "forbidden"
@@ -121,7 +122,6 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
         if contexts[grid_code] is None:  # no such grid: as forbidden as another's grid
             item.status = "forbidden"
             continue
-        first_in_batch[raw["client_id"]] = item
         standard = standards.effective(raw["record_type"], grid_code)
         document, field_errors = _check(standard, raw, contexts[grid_code], now)
         if awaiting is None and raw.get("replaces") is None and standard.natural_key:
@@ -153,7 +153,7 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
             continue
         if first.status in ("accepted", "duplicate"):  # answered like a resent item
             item.status, item.id = "duplicate", first.id
-        else:  # the first copy was not stored: the same verdict, not a duplicate of nothing
+        else:  # the first copy was not stored: its verdict, not a duplicate of nothing
             item.status, item.errors = first.status, first.errors
     return [{"client_id": i.raw["client_id"], "status": i.status, "id": i.id,
              "errors": [e.as_dict() for e in i.errors] if i.errors else []} for i in batch]

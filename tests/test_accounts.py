@@ -59,14 +59,12 @@ def test_a_success_clears_the_count(client):
     assert token_of(client).status_code == 200
 
 
-def test_parallel_guesses_cannot_pass_the_limit(tmp_path, monkeypatch):
-    """Twelve guesses at once, each hash slow: only five are ever checked."""
+def slow_logins(tmp_path, monkeypatch, attempts):
+    """Run ``[(username, password, address)]`` at once, each hash taking 0.2 s;
+    the outcome of each, in order: "ok", "BadCredentials" or ("Throttled", seconds)."""
     import threading
     import time
     path = tmp_path / "t.db"
-    db = store.connect(path)
-    store.migrate(db, "2026-01-01T00:00:00.000+08:00")
-    seed(db)
     real_verify = accounts.verify_password
 
     def slow_verify(password, stored):
@@ -75,28 +73,83 @@ def test_parallel_guesses_cannot_pass_the_limit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(accounts, "verify_password", slow_verify)
     settings = accounts.Settings(scrypt_n=FAST_HASH)
-    outcomes = []
+    outcomes = [None] * len(attempts)
 
-    def guess(i):
+    def attempt(i, username, password, address):
         try:
-            accounts.login(store.connect(path), "w3", f"wrong{i}", f"10.0.0.{i}", settings)
-        except (accounts.BadCredentials, accounts.Throttled) as exc:
-            outcomes.append(type(exc).__name__)
+            accounts.login(store.connect(path), username, password, address, settings)
+            outcomes[i] = "ok"
+        except accounts.BadCredentials:
+            outcomes[i] = "BadCredentials"
+        except accounts.Throttled as exc:
+            outcomes[i] = ("Throttled", exc.retry_after)
 
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+    threads = [threading.Thread(target=attempt, args=(i, *a)) for i, a in enumerate(attempts)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["BadCredentials"] * 5 + ["Throttled"] * 7
-    actions = [e["action"] for e in store.list_audit(db)]
-    assert actions.count("login_failed") == 5 and actions.count("login_throttled") == 7
+    return outcomes
 
 
-def test_a_password_changed_during_login_gives_no_token(tmp_path, monkeypatch):
+@pytest.fixture
+def accounts_db(tmp_path):
     db = store.connect(tmp_path / "t.db")
     store.migrate(db, "2026-01-01T00:00:00.000+08:00")
     seed(db)
+    return db
+
+
+def test_parallel_guesses_cannot_pass_the_limit(accounts_db, tmp_path, monkeypatch):
+    """Twelve guesses at once, each hash slow: only five are ever checked; the others
+    are told to retry in a second, and are not failures."""
+    outcomes = slow_logins(tmp_path, monkeypatch,
+                           [("w3", f"wrong{i}", f"10.0.0.{i}") for i in range(12)])
+    assert sorted(map(str, outcomes)) == sorted(
+        ["BadCredentials"] * 5 + [str(("Throttled", 1))] * 7)
+    actions = [e["action"] for e in store.list_audit(accounts_db)]
+    assert actions.count("login_failed") == 5 and "login_throttled" not in actions
+
+
+def test_parallel_right_passwords_are_told_to_retry_at_once(accounts_db, tmp_path,
+                                                            monkeypatch):
+    """Many phones of one office (one address) logging in at the same moment."""
+    outcomes = slow_logins(tmp_path, monkeypatch, [("w3", PASSWORD, "10.0.0.1")] * 8)
+    assert outcomes.count("ok") == 5
+    assert [o for o in outcomes if o != "ok"] == [("Throttled", 1)] * 3
+    settings = accounts.Settings(scrypt_n=FAST_HASH)
+    accounts.login(accounts_db, "w3", PASSWORD, "10.0.0.1", settings)  # the retry
+
+
+def test_a_throttled_flood_is_audited_once_per_window(accounts_db):
+    settings = accounts.Settings(scrypt_n=FAST_HASH)
+    for _ in range(5):
+        with pytest.raises(accounts.BadCredentials):
+            accounts.login(accounts_db, "nobody", "x", "10.0.0.9", settings)
+    for _ in range(50):
+        with pytest.raises(accounts.Throttled) as refused:
+            accounts.login(accounts_db, "nobody", "x", "10.0.0.9", settings)
+        assert refused.value.retry_after > 60
+    throttled = store.list_audit(accounts_db, action="login_throttled")
+    assert [(e["actor"], e["object_id"]) for e in throttled] == [("nobody", "user:nobody")]
+
+
+def test_an_attempt_that_never_finished_counts_as_a_failure(accounts_db):
+    """A server killed while hashing leaves its attempt in flight: after a minute it
+    is a failure, so killing servers cannot be used to guess without limit."""
+    from gridcollect import clock
+    import datetime
+    settings = accounts.Settings(scrypt_n=FAST_HASH)
+    with store.write(accounts_db):
+        store.add_login_attempt(accounts_db, ["user:w3"] * 5, clock.iso(
+            clock.now() - datetime.timedelta(minutes=2)), "2000-01-01T00:00:00.000+08:00")
+    with pytest.raises(accounts.Throttled) as refused:
+        accounts.login(accounts_db, "w3", PASSWORD, "10.0.0.1", settings)
+    assert refused.value.retry_after > 60
+
+
+def test_a_password_changed_during_login_gives_no_token(accounts_db, monkeypatch):
+    db = accounts_db
     real_verify = accounts.verify_password
 
     def verify_then_reset(password, stored):

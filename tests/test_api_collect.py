@@ -99,6 +99,13 @@ def test_an_invalid_item_twice_in_a_batch_is_invalid_twice(login, db):
     assert fixed["status"] == "accepted"
 
 
+def test_a_client_id_twice_in_a_batch_has_one_verdict(login, db):
+    """The first copy decides, even when the second names another grid."""
+    results = login("w3").submit(item("y", grid_code=GRID_FAR), item("y")).json["results"]
+    assert [r["status"] for r in results] == ["forbidden", "forbidden"]
+    assert count(db) == 0
+
+
 def test_a_retried_batch_stores_nothing_twice(login, db):
     w3 = login("w3")
     batch = [item(f"c{i}", person(i)) for i in range(20)]

@@ -193,6 +193,35 @@ def test_bad_input_over_http_is_a_clear_4xx(servers):
     assert phone.get("/me").status_code == 200  # still serving
 
 
+def test_an_oversized_body_sent_whole_gets_its_413(servers):
+    """A phone that sends the whole body without waiting (no Expect: 100-continue)
+    reads the 413, not a connection reset."""
+    import http.client
+    first, _, _ = servers
+    token = Phone(first.url, "w3").session.headers["Authorization"]
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=30)
+        try:
+            conn.request("POST", "/api/v1/submissions", body=b"a" * (12 * 1024 * 1024),
+                         headers={"Authorization": token, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 413
+            assert json.loads(response.read())["error"] == "too_large"
+        finally:
+            conn.close()
+
+
+def test_one_request_per_connection_and_slow_first_bytes(servers):
+    """Each answer closes its connection (requests spread over the workers), and a
+    phone whose request starts arriving only after 6 s is still answered."""
+    first, _, _ = servers
+    assert requests.get(f"{first.url}/openapi.json").headers["Connection"] == "close"
+    with socket.create_connection(("127.0.0.1", first.port), timeout=30) as conn:
+        time.sleep(6.5)
+        conn.sendall(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(12) == b"HTTP/1.1 200"
+
+
 def test_security_headers_and_docs_page(servers):
     first, _, _ = servers
     response = requests.get(f"{first.url}/me")
