@@ -263,3 +263,10 @@ def test_a_method_not_allowed_says_what_is(client):
     response = client.put("/api/v1/me")
     assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET"}
+
+
+@pytest.mark.parametrize("body", [{}, None])
+def test_a_user_change_must_change_something(login, body):
+    kwargs = {"json": body} if body is not None else {}
+    response = login("admin").patch("/api/v1/users/w3", **kwargs)
+    assert response.status_code == 422 and response.json["error"] == "invalid_request"

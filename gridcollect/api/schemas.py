@@ -116,6 +116,12 @@ class UserChange(Schema):
     unmasked = StrictBoolean()
     disabled = StrictBoolean()
 
+    @ma.validates_schema
+    def something_to_change(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Give at least one of role, scope, password, unmasked,"
+                                     " disabled.")
+
 
 class UserList(Schema):
     items = fields.List(fields.Nested(User), required=True)
