@@ -204,6 +204,64 @@ class SubmitBatch(Schema):
             raise TooManyItems(len(data["submissions"]))  # 413, before any item is read
         return data
 
+    def load(self, data, **kwargs):
+        """What the schema above loads; a batch whose every item is plainly well
+        formed takes a shortcut (marshmallow costs ~25 µs an item, a quarter of the
+        server's time per record). Anything else, and every error, goes through
+        marshmallow; tests/test_schemas.py requires both to agree."""
+        if kwargs.keys() <= {"unknown"} and kwargs.get("unknown") in (None, ma.RAISE):
+            loaded = _plain_batch(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, **kwargs)
+
+
+_ITEM_KEYS = frozenset(SubmissionItem._declared_fields)
+_ITEM_REQUIRED = frozenset(k for k, f in SubmissionItem._declared_fields.items() if f.required)
+
+
+def _plain_batch(data):
+    """``{"submissions": [...]}`` loaded, or None when marshmallow must decide."""
+    if type(data) is not dict or data.keys() != {"submissions"}:
+        return None
+    items = data["submissions"]
+    if type(items) is not list or not 1 <= len(items) <= MAX_BATCH:
+        return None
+    loaded = []
+    for item in items:
+        plain = _plain_item(item)
+        if plain is None:
+            return None
+        loaded.append(plain)
+    return {"submissions": loaded}
+
+
+def _plain_item(item):
+    if type(item) is not dict or not _ITEM_REQUIRED <= item.keys() <= _ITEM_KEYS:
+        return None
+    client_id, record_type = item["client_id"], item["record_type"]
+    grid_code, data, collected_at = item["grid_code"], item["data"], item["collected_at"]
+    action = item.get("action", "upsert")
+    base_version, replaces = item.get("base_version"), item.get("replaces")
+    if not (type(client_id) is str and 1 <= len(client_id) <= 100
+            and PRINTABLE.match(client_id)
+            and type(record_type) is str and record_type in RECORD_TYPES
+            and type(grid_code) is str and len(grid_code) <= 64
+            and type(action) is str and action in ACTIONS
+            and type(data) is dict
+            and type(collected_at) is str and len(collected_at) <= 40
+            and (base_version is None or type(base_version) is int
+                 and 0 <= base_version <= MAX_ID)
+            and (replaces is None or type(replaces) is int and 1 <= replaces <= MAX_ID)):
+        return None
+    try:
+        collected_at = clock.parse(collected_at)
+    except ValueError:
+        return None
+    return {"client_id": client_id, "record_type": record_type, "grid_code": grid_code,
+            "action": action, "data": dict(data), "collected_at": collected_at,
+            "base_version": base_version, "replaces": replaces}
+
 
 class FieldError(Schema):
     field = fields.String(required=True)
