@@ -10,6 +10,14 @@ def submit(login, *items, worker="w3"):
     return [r["id"] for r in results]
 
 
+def returned(login) -> int:
+    """w3's person(1), returned by the supervisor with a note: its id."""
+    [sid] = submit(login, item("a", person(1)))
+    login("sup").post(f"/api/v1/submissions/{sid}/review",
+                      json={"action": "return", "note": "请核实电话"})
+    return sid
+
+
 @pytest.mark.parametrize("action, state", [("confirm", "confirmed"), ("reject", "rejected"),
                                            ("return", "returned")])
 def test_review_moves_a_pending_submission_once(login, action, state):
@@ -126,9 +134,7 @@ def test_a_supervisor_with_300_entries_pages_through_them(login):
 
 
 def test_two_corrections_in_one_batch_link_only_the_first(login, db):
-    [sid] = submit(login, item("a", person(1)))
-    login("sup").post(f"/api/v1/submissions/{sid}/review",
-                      json={"action": "return", "note": "请核实电话"})
+    sid = returned(login)
     w3 = login("w3")
     response = w3.submit(item("x", person(2)), item("fix-e", person(1, phone="13912345678")),
                          item("fix-f", person(1, phone="13912345679")))
@@ -144,9 +150,7 @@ def test_two_corrections_in_one_batch_link_only_the_first(login, db):
 
 
 def test_two_explicit_corrections_in_one_batch(login):
-    [sid] = submit(login, item("a", person(1)))
-    login("sup").post(f"/api/v1/submissions/{sid}/review",
-                      json={"action": "return", "note": "请核实电话"})
+    sid = returned(login)
     response = login("w3").submit(item("g1", person(1), replaces=sid),
                                   item("g2", person(1), replaces=sid))
     assert [(r["status"], [e["code"] for e in r["errors"]])
@@ -155,9 +159,7 @@ def test_two_explicit_corrections_in_one_batch(login):
 
 
 def test_a_worker_still_lists_its_own_after_a_scope_change(login):
-    [sid] = submit(login, item("a", person(1)))
-    login("sup").post(f"/api/v1/submissions/{sid}/review",
-                      json={"action": "return", "note": "请核实电话"})
+    sid = returned(login)
     moved = login("admin").patch("/api/v1/users/w3", json={"scope": [GRID_OTHER]})
     assert moved.status_code == 200
     w3 = login("w3")

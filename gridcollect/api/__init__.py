@@ -102,6 +102,13 @@ def authenticated(permission: str | None = None):
     return decorate
 
 
+def no_content(status: int) -> flask.Response:
+    """A 204 or 304: no body, so no Content-Type either."""
+    response = flask.Response(status=status)
+    del response.headers["Content-Type"]
+    return response
+
+
 def page(rows: list, limit: int, key) -> dict:
     """A list answer: ``rows`` was fetched with ``limit + 1`` to know if more follow."""
     more = len(rows) > limit

@@ -5,7 +5,7 @@ import flask
 from flask.views import MethodView
 
 from .. import accounts
-from . import ApiError, Blueprint, authenticated, current_user, db, runtime
+from . import ApiError, Blueprint, authenticated, current_user, db, no_content, runtime
 from .schemas import Login, Token, User
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Log in and out")
@@ -36,9 +36,7 @@ class TokenResource(MethodView):
     def delete(self):
         """Log out: revoke the token of this request."""
         accounts.logout(db(), flask.g.token, current_user())
-        response = flask.Response(status=204)
-        del response.headers["Content-Type"]  # no body, so no type
-        return response
+        return no_content(204)
 
 
 @blp.route("/me")

@@ -15,6 +15,7 @@ from . import (
     current_user,
     cursor_value,
     db,
+    no_content,
     page,
     runtime,
 )
@@ -79,8 +80,7 @@ class GridStandards(MethodView):
         standards = runtime().standards
         tag = schema_export.etag(standards, code, args["format"])
         if tag in flask.request.if_none_match:
-            response = flask.Response(status=304)
-            del response.headers["Content-Type"]  # no body, so no type
+            response = no_content(304)
         else:
             document = (schema_export.native(standards, code) if args["format"] == "native"
                         else schema_export.json_schemas(standards, code))

@@ -13,6 +13,7 @@ from ..standards import RECORD_TYPES
 from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
 
 MAX_BATCH = 500
+MAX_CLIENT_ID, MAX_GRID_CODE, MAX_TIMESTAMP = 100, 64, 40  # characters
 MAX_ID = 2 ** 53  # what every JSON client can hold exactly
 PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+\Z")
 # notes are written by people: line breaks and tabs are fine, other controls are not
@@ -34,7 +35,7 @@ class Timestamp(fields.Field):
     default_error_messages = {"invalid": "Not an ISO 8601 timestamp."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str) or len(value) > 40:
+        if not isinstance(value, str) or len(value) > MAX_TIMESTAMP:
             raise self.make_error("invalid")
         try:
             return clock.parse(value)
@@ -172,12 +173,12 @@ class Standards(Schema):
 # --- submissions --------------------------------------------------------------------
 
 class SubmissionItem(Schema):
-    client_id = fields.String(required=True, validate=_printable(100),
+    client_id = fields.String(required=True, validate=_printable(MAX_CLIENT_ID),
                               metadata={"description": "chosen by the phone, e.g. a UUID;"
                                                        " unique per worker",
                                         **_documented(PRINTABLE)})
     record_type = fields.String(required=True, validate=validate.OneOf(RECORD_TYPES))
-    grid_code = fields.String(required=True, validate=validate.Length(max=64))
+    grid_code = fields.String(required=True, validate=validate.Length(max=MAX_GRID_CODE))
     action = fields.String(load_default="upsert", validate=validate.OneOf(ACTIONS))
     data = fields.Dict(required=True)
     collected_at = Timestamp(required=True)
@@ -243,13 +244,13 @@ def _plain_item(item):
     grid_code, data, collected_at = item["grid_code"], item["data"], item["collected_at"]
     action = item.get("action", "upsert")
     base_version, replaces = item.get("base_version"), item.get("replaces")
-    if not (type(client_id) is str and 1 <= len(client_id) <= 100
+    if not (type(client_id) is str and 1 <= len(client_id) <= MAX_CLIENT_ID
             and PRINTABLE.match(client_id)
             and type(record_type) is str and record_type in RECORD_TYPES
-            and type(grid_code) is str and len(grid_code) <= 64
+            and type(grid_code) is str and len(grid_code) <= MAX_GRID_CODE
             and type(action) is str and action in ACTIONS
             and type(data) is dict
-            and type(collected_at) is str and len(collected_at) <= 40
+            and type(collected_at) is str and len(collected_at) <= MAX_TIMESTAMP
             and (base_version is None or type(base_version) is int
                  and 0 <= base_version <= MAX_ID)
             and (replaces is None or type(replaces) is int and 1 <= replaces <= MAX_ID)):
