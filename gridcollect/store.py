@@ -131,9 +131,186 @@ def _m2_login_attempts_in_flight(db):
     db.execute("ALTER TABLE login_failures ADD COLUMN pending INTEGER NOT NULL DEFAULT 0")
 
 
+# Monitoring figures are kept per area: a grid, and each of its community, street,
+# district and the whole city ("") — so any roll-up is one indexed lookup.
+_AREAS = ("SELECT substr({g}, 1, 6) AS area UNION ALL SELECT substr({g}, 1, 9)"
+          " UNION ALL SELECT substr({g}, 1, 12) UNION ALL SELECT {g} UNION ALL SELECT ''")
+_STATE_COLUMNS = ("pending", "confirmed", "rejected", "returned", "conflict")
+_LEVELS = (0, 6, 9, 12, 15)  # city, district, street, community, grid
+# review time: from receipt to the review that settled it (a conflict is not settled)
+_RESOLVED = "{s}.state IN ('confirmed', 'rejected', 'returned')"
+_REVIEW_SECONDS = "round((julianday({s}.review_at) - julianday({s}.received_at)) * 86400, 3)"
+
+
+def _m3_master_records_monitor_releases(db):
+    db.execute("ALTER TABLE submissions ADD COLUMN merge_seq INTEGER")  # order of merging
+    db.execute("ALTER TABLE submissions ADD COLUMN conflict TEXT")  # why a merge stopped
+    db.execute("CREATE UNIQUE INDEX submissions_merge_seq ON submissions(merge_seq)"
+               " WHERE merge_seq IS NOT NULL")
+    db.execute("DROP INDEX idx_submissions_state_grid_code")
+    db["submissions"].create_index(["state", "grid_code", "received_at"])
+    db.execute("""
+        CREATE TABLE records (
+            record_type TEXT NOT NULL, key TEXT NOT NULL, grid_code TEXT NOT NULL,
+            version INTEGER NOT NULL, retired INTEGER NOT NULL, data TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (record_type, key)) WITHOUT ROWID""")
+    db.execute("CREATE UNIQUE INDEX records_seq ON records(record_type, seq)")
+    db.execute("CREATE INDEX records_grid ON records(record_type, grid_code, seq)")
+    db.execute("CREATE INDEX records_updated ON records(record_type, updated_at)")
+    db.execute("""
+        CREATE TABLE record_history (
+            seq INTEGER PRIMARY KEY, record_type TEXT NOT NULL, key TEXT NOT NULL,
+            version INTEGER NOT NULL, action TEXT NOT NULL,
+            submission_id INTEGER NOT NULL REFERENCES submissions(id),
+            grid_code TEXT NOT NULL, moved_from TEXT, changes TEXT NOT NULL,
+            worker TEXT NOT NULL, collected_at TEXT NOT NULL,
+            confirmed_by TEXT NOT NULL, confirmed_at TEXT NOT NULL)""")
+    db.execute("CREATE INDEX record_history_key ON record_history(record_type, key, version)")
+    db.execute("""
+        CREATE TABLE releases (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL, note TEXT NOT NULL, counts TEXT NOT NULL,
+            standard_versions TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL)""")
+    db.execute(f"""
+        CREATE TABLE monitor_areas (
+            area TEXT PRIMARY KEY, submitted INTEGER NOT NULL DEFAULT 0,
+            {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _STATE_COLUMNS)},
+            invalid_attempts INTEGER NOT NULL DEFAULT 0, reviewed INTEGER NOT NULL DEFAULT 0,
+            last_activity TEXT) WITHOUT ROWID""")
+    db.execute("CREATE TABLE monitor_review_times (area TEXT NOT NULL, seconds REAL NOT NULL)")
+    db.execute("CREATE INDEX monitor_review_times_area ON monitor_review_times(area, seconds)")
+    db.execute("""
+        CREATE TABLE monitor_records (
+            area TEXT NOT NULL, record_type TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (area, record_type)) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TABLE monitor_workers (
+            grid_code TEXT NOT NULL, worker TEXT NOT NULL,
+            submitted INTEGER NOT NULL DEFAULT 0, invalid_attempts INTEGER NOT NULL DEFAULT 0,
+            last_activity TEXT, PRIMARY KEY (grid_code, worker)) WITHOUT ROWID""")
+    db.execute("""
+        CREATE TABLE monitor_field_errors (
+            area TEXT NOT NULL, record_type TEXT NOT NULL, field TEXT NOT NULL,
+            code TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (area, record_type, field, code)) WITHOUT ROWID""")
+    # the figures follow every change, whichever code path makes it
+    states = ", ".join(f"{c} = {c} + (NEW.state = '{c}') - (OLD.state = '{c}')"
+                       for c in _STATE_COLUMNS)
+    db.execute(f"""
+        CREATE TRIGGER monitor_submission_insert AFTER INSERT ON submissions BEGIN
+          INSERT INTO monitor_areas (area, submitted, pending, last_activity)
+            SELECT area, 1, NEW.state = 'pending', NEW.received_at
+            FROM ({_AREAS.format(g="NEW.grid_code")}) WHERE 1
+            ON CONFLICT (area) DO UPDATE SET submitted = submitted + 1,
+              pending = pending + (NEW.state = 'pending'),
+              last_activity = max(coalesce(last_activity, ''), NEW.received_at);
+          INSERT INTO monitor_workers (grid_code, worker, submitted, last_activity)
+            VALUES (NEW.grid_code, NEW.worker, 1, NEW.received_at)
+            ON CONFLICT DO UPDATE SET submitted = submitted + 1,
+              last_activity = max(coalesce(last_activity, ''), NEW.received_at);
+        END""")
+    db.execute(f"""
+        CREATE TRIGGER monitor_submission_review AFTER UPDATE OF state ON submissions
+        WHEN NEW.state != OLD.state BEGIN
+          UPDATE monitor_areas SET {states},
+            reviewed = reviewed + ({_RESOLVED.format(s="NEW")}
+                                   AND OLD.state IN ('pending', 'conflict')),
+            last_activity = max(coalesce(last_activity, ''), coalesce(NEW.review_at, ''))
+          WHERE area IN ({_AREAS.format(g="NEW.grid_code")});
+          INSERT INTO monitor_review_times (area, seconds)
+            SELECT area, {_REVIEW_SECONDS.format(s="NEW")}
+            FROM ({_AREAS.format(g="NEW.grid_code")})
+            WHERE {_RESOLVED.format(s="NEW")} AND OLD.state IN ('pending', 'conflict');
+        END""")
+    db.execute(f"""
+        CREATE TRIGGER monitor_invalid_attempt AFTER INSERT ON invalid_attempts BEGIN
+          INSERT INTO monitor_areas (area, invalid_attempts, last_activity)
+            SELECT area, 1, NEW.at FROM ({_AREAS.format(g="NEW.grid_code")}) WHERE 1
+            ON CONFLICT (area) DO UPDATE SET invalid_attempts = invalid_attempts + 1,
+              last_activity = max(coalesce(last_activity, ''), NEW.at);
+          INSERT INTO monitor_workers (grid_code, worker, invalid_attempts, last_activity)
+            VALUES (NEW.grid_code, NEW.worker, 1, NEW.at)
+            ON CONFLICT DO UPDATE SET invalid_attempts = invalid_attempts + 1,
+              last_activity = max(coalesce(last_activity, ''), NEW.at);
+          INSERT INTO monitor_field_errors (area, record_type, field, code, count)
+            SELECT a.area, NEW.record_type, json_extract(e.value, '$.field'),
+                   json_extract(e.value, '$.code'), 1
+            FROM json_each(NEW.errors) e, ({_AREAS.format(g="NEW.grid_code")}) a WHERE 1
+            ON CONFLICT DO UPDATE SET count = count + 1;
+        END""")
+    for event, sign, row in (("INSERT", "+", "NEW"), ("DELETE", "-", "OLD")):
+        db.execute(f"""
+            CREATE TRIGGER monitor_record_{event.lower()} AFTER {event} ON records
+            WHEN NOT {row}.retired BEGIN
+              INSERT INTO monitor_records (area, record_type, active)
+                SELECT area, {row}.record_type, {sign}1
+                FROM ({_AREAS.format(g=f"{row}.grid_code")}) WHERE 1
+                ON CONFLICT DO UPDATE SET active = active {sign} 1;
+            END""")
+    db.execute(f"""
+        CREATE TRIGGER monitor_record_update AFTER UPDATE OF grid_code, retired ON records
+        WHEN OLD.grid_code != NEW.grid_code OR OLD.retired != NEW.retired BEGIN
+          UPDATE monitor_records SET active = active - 1
+            WHERE NOT OLD.retired AND record_type = OLD.record_type
+              AND area IN ({_AREAS.format(g="OLD.grid_code")});
+          INSERT INTO monitor_records (area, record_type, active)
+            SELECT area, NEW.record_type, 1 FROM ({_AREAS.format(g="NEW.grid_code")})
+            WHERE NOT NEW.retired
+            ON CONFLICT DO UPDATE SET active = active + 1;
+        END""")
+    recount_monitor(db)
+
+
+def recount_monitor(db):
+    """Recompute every monitoring figure from the submissions, invalid attempts and
+    master records: what the triggers keep up to date one change at a time."""
+    for table in ("monitor_areas", "monitor_review_times", "monitor_records",
+                  "monitor_workers", "monitor_field_errors"):
+        db.execute(f"DELETE FROM {table}")
+    for n in _LEVELS:
+        area = f"substr(grid_code, 1, {n})" if n else "''"
+        states = ", ".join(f"sum(state = '{c}')" for c in _STATE_COLUMNS)
+        db.execute(f"""
+            INSERT INTO monitor_areas (area, submitted, {", ".join(_STATE_COLUMNS)}, reviewed,
+                                       last_activity)
+            SELECT {area}, count(*), {states}, sum({_RESOLVED.format(s="s")}),
+                   max(max(received_at), coalesce(max(review_at), ''))
+            FROM submissions s GROUP BY 1""")
+        db.execute(f"""
+            INSERT INTO monitor_areas (area, invalid_attempts, last_activity)
+            SELECT {area}, count(*), max(at) FROM invalid_attempts WHERE 1 GROUP BY 1
+            ON CONFLICT (area) DO UPDATE SET invalid_attempts = excluded.invalid_attempts,
+              last_activity = max(coalesce(last_activity, ''), excluded.last_activity)""")
+        db.execute(f"""
+            INSERT INTO monitor_review_times (area, seconds)
+            SELECT {area}, {_REVIEW_SECONDS.format(s="s")} FROM submissions s
+            WHERE {_RESOLVED.format(s="s")}""")
+        db.execute(f"""
+            INSERT INTO monitor_records (area, record_type, active)
+            SELECT {area}, record_type, count(*) FROM records WHERE NOT retired
+            GROUP BY 1, 2""")
+        db.execute(f"""
+            INSERT INTO monitor_field_errors (area, record_type, field, code, count)
+            SELECT {area}, record_type, json_extract(e.value, '$.field'),
+                   json_extract(e.value, '$.code'), count(*)
+            FROM invalid_attempts, json_each(invalid_attempts.errors) e GROUP BY 1, 2, 3, 4""")
+    db.execute("""
+        INSERT INTO monitor_workers (grid_code, worker, submitted, last_activity)
+        SELECT grid_code, worker, count(*), max(received_at) FROM submissions GROUP BY 1, 2""")
+    db.execute("""
+        INSERT INTO monitor_workers (grid_code, worker, invalid_attempts, last_activity)
+        SELECT grid_code, worker, count(*), max(at) FROM invalid_attempts WHERE 1 GROUP BY 1, 2
+        ON CONFLICT DO UPDATE SET invalid_attempts = excluded.invalid_attempts,
+          last_activity = max(coalesce(last_activity, ''), excluded.last_activity)""")
+
+
 MIGRATIONS = [
     (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
     (2, "login attempts in flight", _m2_login_attempts_in_flight),
+    (3, "master records, history, monitoring figures, releases",
+     _m3_master_records_monitor_releases),
 ]
 
 
@@ -279,13 +456,14 @@ def upsert_grids(db, grids: list, now: str) -> tuple:
 
 
 def _scope_sql(column: str, prefixes) -> tuple:
-    """A WHERE clause restricting ``column`` to grid codes under the prefixes."""
+    """A WHERE clause restricting ``column`` to grid codes under the prefixes, as
+    ranges an index can serve (grid codes are digits; ":" sorts after "9")."""
     if prefixes is None:  # everything
         return "1", []
     if not prefixes:
         return "0", []
-    clause = " OR ".join(f"substr({column}, 1, {len(p)}) = ?" for p in prefixes)
-    return f"({clause})", list(prefixes)
+    clause = " OR ".join(f"({column} >= ? AND {column} < ?)" for _ in prefixes)
+    return f"({clause})", [bound for p in prefixes for bound in (p, p + ":")]
 
 
 def list_grids(db, prefixes, under=None, after=None, limit=100) -> list:
@@ -403,11 +581,117 @@ def awaiting_correction(db, worker) -> dict:
     return {(record_type, key): sid for record_type, key, sid in rows}
 
 
-def set_review(db, submission_id, state, by, at, note) -> bool:
-    """Record a review of a pending submission; False when it is no longer pending."""
-    return db.execute("UPDATE submissions SET state = ?, review_by = ?, review_at = ?,"
-                      " review_note = ? WHERE id = ? AND state = 'pending'",
-                      [state, by, at, note, submission_id]).rowcount == 1
+def set_review(db, submission_id, was, state, by, at, note, merge_seq=None, conflict=None):
+    """Record a review of a submission in state ``was`` (the caller holds the write lock
+    and has just read it): its new state, and its merge order or conflict."""
+    updated = db.execute(
+        "UPDATE submissions SET state = ?, review_by = ?, review_at = ?, review_note = ?,"
+        " merge_seq = ?, conflict = ? WHERE id = ? AND state = ?",
+        [state, by, at, note, merge_seq, None if conflict is None else _json(conflict),
+         submission_id, was]).rowcount
+    assert updated == 1, "reviewed outside the write lock"
+
+
+def last_merge_seq(db) -> int:
+    return db.execute("SELECT coalesce(max(merge_seq), 0) FROM submissions").fetchone()[0]
+
+
+def merged_in_order(db):
+    """Every merged (confirmed) submission, in the order they were merged."""
+    for row in db.query(_SUBMISSION_SELECT + " WHERE s.merge_seq IS NOT NULL"
+                        " ORDER BY s.merge_seq"):
+        yield _submission(row)
+
+
+# --- master records --------------------------------------------------------------
+
+RECORD_COLUMNS = ("record_type", "key", "grid_code", "version", "retired", "data",
+                  "created_at", "updated_at", "seq")
+HISTORY_COLUMNS = ("seq", "record_type", "key", "version", "action", "submission_id",
+                   "grid_code", "moved_from", "changes", "worker", "collected_at",
+                   "confirmed_by", "confirmed_at")
+
+
+def _record(row) -> dict:
+    record = dict(row)
+    record["data"] = json.loads(record["data"])
+    record["retired"] = bool(record["retired"])
+    return record
+
+
+def get_record(db, record_type: str, key: str) -> dict | None:
+    row = next(db.query("SELECT * FROM records WHERE record_type = ? AND key = ?",
+                        [record_type, key]), None)
+    return None if row is None else _record(row)
+
+
+def put_record(db, record: dict):
+    values = [_json(record[c]) if c == "data" else int(record[c]) if c == "retired"
+              else record[c] for c in RECORD_COLUMNS]
+    db.execute(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)})"
+               f" VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+               " ON CONFLICT (record_type, key) DO UPDATE SET grid_code = excluded.grid_code,"
+               " version = excluded.version, retired = excluded.retired, data = excluded.data,"
+               " updated_at = excluded.updated_at, seq = excluded.seq", values)
+
+
+def add_history(db, entry: dict):
+    db.execute(f"INSERT INTO record_history ({', '.join(HISTORY_COLUMNS)})"
+               f" VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})",
+               [_json(entry[c]) if c == "changes" else entry[c] for c in HISTORY_COLUMNS])
+
+
+def record_history(db, record_type: str, key: str) -> list:
+    rows = []
+    for row in db.query("SELECT * FROM record_history WHERE record_type = ? AND key = ?"
+                        " ORDER BY version", [record_type, key]):
+        row["changes"] = json.loads(row["changes"])
+        rows.append(row)
+    return rows
+
+
+def list_records(db, record_type, *, prefixes, grid=None, changed_since=None, retired=None,
+                 filters=(), after_seq=None, limit=50) -> list:
+    """In the order they last changed; ``filters`` are ``(field, kind, values)`` with
+    ``kind`` "list" (any value among the list's items) or "value" (equal to one)."""
+    where, params = _scope_sql("grid_code", prefixes)
+    where += " AND record_type = ?"
+    params.append(record_type)
+    for clause, value in (("updated_at >= ?", changed_since), ("seq > ?", after_seq),
+                          ("retired = ?", None if retired is None else int(retired))):
+        if value is not None:
+            where += f" AND {clause}"
+            params.append(value)
+    if grid is not None:
+        where += " AND grid_code >= ? AND grid_code < ?"
+        params += [grid, grid + ":"]
+    for field, kind, values in filters:
+        path = "$." + _json(field)  # a field name of the standard, quoted as JSON
+        marks = ", ".join("?" * len(values))
+        if kind == "list":
+            where += (f" AND EXISTS (SELECT 1 FROM json_each(records.data, ?)"
+                      f" WHERE value IN ({marks}))")
+        else:
+            where += f" AND json_extract(data, ?) IN ({marks})"
+        params += [path, *values]
+    return [_record(row) for row in db.query(
+        f"SELECT * FROM records WHERE {where} ORDER BY seq LIMIT ?", params + [limit])]
+
+
+def count_records(db) -> dict:
+    """record_type -> {"active", "retired"}."""
+    counts = {}
+    for record_type, retired, n in db.execute(
+            "SELECT record_type, retired, count(*) FROM records GROUP BY 1, 2"):
+        counts.setdefault(record_type, {"active": 0, "retired": 0})[
+            "retired" if retired else "active"] = n
+    return counts
+
+
+def clear_records(db):
+    """Forget every master record and its history (they are rebuilt from submissions)."""
+    db.execute("DELETE FROM record_history")
+    db.execute("DELETE FROM records")
 
 
 # --- photos ----------------------------------------------------------------------

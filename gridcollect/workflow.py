@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import shapely
 
-from . import access, clock, errors, store
+from . import access, clock, errors, merge, store
 from .checks import CLOCK_SKEW, Context
 from .grids import Grid, is_grid_code
 
@@ -266,11 +266,10 @@ def check_review(action: str, note: str | None):
 
 
 def review(db, user: access.User, submission_id: int, action: str, note: str | None) -> dict:
-    """Confirm, reject or return one pending submission."""
+    """Confirm (and merge), reject or return one pending or conflicting submission."""
     check_review(action, note)
-    at = clock.iso(clock.now())
     with store.write(db):
-        status = _review_one(db, user, submission_id, action, note, at)
+        status = _review_one(db, user, submission_id, action, note, _Merges(db))
     if status == "not_found":
         raise NotFound(submission_id)
     submission = store.get_submission(db, submission_id)
@@ -282,9 +281,9 @@ def review(db, user: access.User, submission_id: int, action: str, note: str | N
 def review_many(db, user: access.User, ids: list, action: str, note: str | None) -> list:
     """One transaction; a result per id: reviewed, not_pending or not_found."""
     check_review(action, note)
-    at = clock.iso(clock.now())
     with store.write(db):
-        statuses = [_review_one(db, user, sid, action, note, at) for sid in ids]
+        merges = _Merges(db)
+        statuses = [_review_one(db, user, sid, action, note, merges) for sid in ids]
     found = store.get_submissions(db, {sid for sid, s in zip(ids, statuses)
                                        if s != "not_found"})
     return [{"id": sid, "status": status,
@@ -292,16 +291,72 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None)
             for sid, status in zip(ids, statuses)]
 
 
-def _review_one(db, user, submission_id, action, note, at) -> str:
+class _Merges:
+    """The time and merge order of the reviews in one write transaction (taken inside
+    the lock, so later transactions never carry earlier times or numbers)."""
+
+    def __init__(self, db):
+        self.at = clock.iso(clock.now())
+        self.seq = store.last_merge_seq(db)
+
+    def next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+REVIEWABLE = (PENDING, "conflict")
+
+
+def _review_one(db, user, submission_id, action, note, merges) -> str:
     submission = store.get_submission(db, submission_id)
     if submission is None or not access.may_review(user, submission):
         return "not_found"
-    if not store.set_review(db, submission_id, REVIEW_ACTIONS[action], user.username, at,
-                            note.strip() if note else None):
+    was = submission["state"]
+    if was not in REVIEWABLE:
         return "not_pending"
-    store.audit(db, [(at, user.username, "review", "submission", submission_id,
-                      {"action": action, "note": note})])
+    note = note.strip() if note else None
+    at, detail = merges.at, {"action": action, "note": note}
+    if action != "confirm":
+        store.set_review(db, submission_id, was, REVIEW_ACTIONS[action], user.username, at,
+                         note)
+    else:  # a conflict confirmed again is the supervisor's decision: it merges
+        record_type = submission["record_type"]
+        current = store.get_record(db, record_type, merge.record_key(submission))
+        seq = merges.next()
+        outcome = merge.apply(current, submission, seq, user.username, at,
+                              force=was == "conflict")
+        if outcome.conflict:
+            merges.seq -= 1
+            store.set_review(db, submission_id, was, "conflict", user.username, at, note,
+                             conflict=outcome.conflict)
+            detail["conflict"] = outcome.conflict
+        else:
+            store.set_review(db, submission_id, was, "confirmed", user.username, at, note,
+                             merge_seq=seq)
+            if outcome.changed:
+                store.put_record(db, outcome.record)
+                store.add_history(db, outcome.history)
+                detail["merged"] = {"record_type": record_type,
+                                    "version": outcome.record["version"]}
+    store.audit(db, [(at, user.username, "review", "submission", submission_id, detail)])
     return "reviewed"
+
+
+def rebuild(db) -> dict:
+    """Re-derive every master record and its history from the merged submissions, and
+    every monitoring figure; one transaction. Counts of records per type."""
+    with store.write(db):
+        store.clear_records(db)
+        for submission in store.merged_in_order(db):
+            current = store.get_record(db, submission["record_type"],
+                                       merge.record_key(submission))
+            outcome = merge.apply(current, submission, submission["merge_seq"],
+                                  submission["review_by"], submission["review_at"], force=True)
+            if outcome.changed:
+                store.put_record(db, outcome.record)
+                store.add_history(db, outcome.history)
+        store.recount_monitor(db)
+        return store.count_records(db)
 
 
 # --- photos ---------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Merge: what a confirmed submission does to its master record (SPEC.md section 6).
+
+Pure rules, no SQL: given the current master record (or None) and a submission,
+``apply`` decides the new record and its history entry, or a conflict. Master
+records are derived data; replaying every confirmed submission in merge order
+(``force=True``, the checks having passed or been overruled when it was
+confirmed) arrives at the same tables — ``gridcollect rebuild`` does that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# why a merge stopped: the submission waits in state ``conflict`` for a supervisor
+CONFLICTS = {
+    "stale_base_version": "the record changed after the worker downloaded it",
+    "no_record": "there is no such record to retire",
+    "retired": "the record is already retired",
+    "other_grid": "the record lives in another grid; only its own grid retires it",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record: dict | None = None  # the master record as it now is
+    history: dict | None = None  # what changed, with its provenance
+    conflict: dict | None = None  # {"reason", "version"}: nothing changed
+
+    @property
+    def changed(self) -> bool:
+        return self.record is not None
+
+
+def record_key(submission: dict) -> str:
+    """Records with a natural key are found by it; every event is its own record."""
+    key = submission["natural_key"]
+    return key if key is not None else str(submission["id"])
+
+
+def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
+          force: bool = False) -> Outcome:
+    """Merge ``submission`` (confirmed by ``by`` at ``at``) into ``current``.
+
+    ``force`` is a supervisor's decision to merge a submission that met a
+    conflict: stale or not, it lands on the current version (a retire that finds
+    nothing to retire changes nothing).
+    """
+    version = current["version"] if current else 0
+    base = submission["base_version"]
+    if not force and base is not None and base != version:
+        return Outcome(conflict={"reason": "stale_base_version", "version": version})
+    grid = submission["grid_code"]
+    if submission["action"] == "retire":
+        reason = ("no_record" if current is None else "retired" if current["retired"]
+                  else "other_grid" if current["grid_code"] != grid else None)
+        if reason and not force:
+            return Outcome(conflict={"reason": reason, "version": version})
+        if current is None or current["retired"]:
+            return Outcome()
+        record = {**current, "version": version + 1, "retired": True, "updated_at": at,
+                  "seq": seq}
+        return Outcome(record, _history(record, submission, "retire", {}, None, by, at))
+    old = current["data"] if current else {}
+    new = submission["data"]
+    changes = {name: [old.get(name), value] for name, value in new.items()
+               if old.get(name) != value}
+    record = {"record_type": submission["record_type"], "key": record_key(submission),
+              "grid_code": grid, "version": version + 1, "retired": False,
+              "data": {**old, **new}, "created_at": current["created_at"] if current else at,
+              "updated_at": at, "seq": seq}
+    action = ("create" if current is None else "restore" if current["retired"]
+              else "update")
+    moved_from = current["grid_code"] if current and current["grid_code"] != grid else None
+    return Outcome(record, _history(record, submission, action, changes, moved_from, by, at))
+
+
+def _history(record, submission, action, changes, moved_from, by, at) -> dict:
+    return {"seq": record["seq"], "record_type": record["record_type"], "key": record["key"],
+            "version": record["version"], "action": action, "submission_id": submission["id"],
+            "grid_code": submission["grid_code"], "moved_from": moved_from,
+            "changes": changes, "worker": submission["worker"],
+            "collected_at": submission["collected_at"], "confirmed_by": by, "confirmed_at": at}
+
+
+def provenance(history: list) -> dict:
+    """field -> the history entry that last set its current value."""
+    sources = {}
+    for entry in sorted(history, key=lambda h: h["version"]):
+        for name in entry["changes"]:
+            sources[name] = {k: entry[k] for k in ("version", "submission_id", "worker",
+                                                   "collected_at", "confirmed_by",
+                                                   "confirmed_at")}
+    return sources
