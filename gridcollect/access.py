@@ -19,6 +19,10 @@ PERMISSIONS = {
     "review": {"supervisor", "admin"},
     "read_audit": {"admin"},
     "manage_users": {"admin"},
+    "read_records": {"worker", "supervisor", "analyst", "admin"},
+    "monitor": {"supervisor", "admin"},
+    "read_releases": {"analyst", "admin"},
+    "create_release": {"analyst", "admin"},
 }
 
 
@@ -71,3 +75,107 @@ def submission_filter(user: User) -> tuple:
 
 def may_review(user: User, submission: dict) -> bool:
     return allowed(user, "review") and in_scope(user, submission["grid_code"])
+
+
+def may_read_record(user: User, record: dict) -> bool:
+    return allowed(user, "read_records") and in_scope(user, record["grid_code"])
+
+
+def under_scope(user: User, prefix: str) -> bool:
+    """Whether everything under ``prefix`` is in the user's scope."""
+    return in_scope(user, prefix)
+
+
+# --- masking (SPEC.md section 4) ---------------------------------------------------
+
+CLEAR, MASK, OMIT = "clear", "mask", "omit"
+
+
+def field_view(user: User, sensitivity: str) -> str:
+    """How a field of that sensitivity reaches the user.
+
+    Workers and supervisors collect and confirm personal data, and see it; an
+    analyst sees personal fields masked unless granted ``unmasked``, and never
+    sees secret ones (an unmasked grant is for personal data, not secret).
+    """
+    if sensitivity in ("public", "internal") or user.role != "analyst":
+        return CLEAR
+    if sensitivity == "personal":
+        return CLEAR if user.unmasked else MASK
+    return OMIT
+
+
+def mask_kind(spec) -> str:
+    """How a personal field is masked: ID numbers and phones keep their ends, names
+    their first character; anything else is starred out."""
+    if "gb11643" in spec.checks:
+        return "id_number"
+    if {"mobile", "phone"} & set(spec.checks):
+        return "phone"
+    if spec.name == "name" or spec.name.endswith("_name"):
+        return "name"
+    return "other"
+
+
+def mask(kind: str, value):
+    """``420502********1234``, ``138****5678``, ``张*``; None stays None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if kind == "id_number" and len(text) > 10:
+        return text[:6] + "*" * (len(text) - 10) + text[-4:]
+    if kind == "phone" and len(text) > 7:
+        return text[:3] + "*" * (len(text) - 7) + text[-4:]
+    if kind == "name" and text:
+        return text[0] + "*" * max(len(text) - 1, 1)
+    return "*" * max(len(text), 1)
+
+
+@dataclass(frozen=True)
+class Masking:
+    """What one user sees of one standard's fields: ``plan`` maps a field to its mask
+    kind, or to None when the field is left out; a field the standard does not
+    know (a standard changed since) is left out for users who do not see secrets."""
+
+    plan: dict
+    drop_unknown: bool
+    known: frozenset
+
+    @property
+    def clear(self) -> bool:
+        return not self.plan and not self.drop_unknown
+
+    def view(self, name: str) -> str:
+        if name not in self.known:
+            return OMIT if self.drop_unknown else CLEAR
+        if name not in self.plan:
+            return CLEAR
+        return OMIT if self.plan[name] is None else MASK
+
+    def apply(self, data: dict) -> dict:
+        if self.clear:
+            return data
+        out = {}
+        for name, value in data.items():
+            if name in self.plan:
+                kind = self.plan[name]
+                if kind is None:
+                    continue
+                value = mask(kind, value)
+            elif self.drop_unknown and name not in self.known:
+                continue
+            out[name] = value
+        return out
+
+
+def masking(user: User, fields: dict) -> Masking:
+    """The masking of ``fields`` (name -> FieldSpec, or anything with ``sensitivity``,
+    ``name`` and ``checks``) for this user."""
+    plan = {}
+    for name, spec in fields.items():
+        view = field_view(user, spec.sensitivity)
+        if view == MASK:
+            plan[name] = mask_kind(spec)
+        elif view == OMIT:
+            plan[name] = None
+    return Masking(plan, field_view(user, "secret") != CLEAR, frozenset(fields))

@@ -86,12 +86,18 @@ CATALOGUE = {
 PROBLEMS = {
     "bad_json": (400, "请求体不是有效的 JSON", "the body is not valid JSON: {detail}"),
     "bad_query": (400, "查询参数错误", "bad query parameter: {detail}"),
+    "unknown_filter": (400, "未知的查询字段", "{field} is not a field of {record_type}"),
+    "bad_filter_value": (400, "查询值与字段类型不符", "{field}: the value does not fit the"
+                         " field's type"),
+    "unfilterable": (400, "该字段不能用于查询", "{field} cannot be searched by value"),
     "bad_cursor": (400, "分页游标无效", "cursor is not valid; start again without it"),
     "auth_required": (401, "需要登录", "authentication required: send Authorization: Bearer"
                       " <token>"),
     "token_invalid": (401, "令牌无效、已过期或已撤销", "token is invalid, expired or revoked"),
     "bad_credentials": (401, "用户名或密码错误", "wrong username or password"),
     "role_forbidden": (403, "当前角色无权执行此操作", "the {role} role may not do this"),
+    "masked_filter": (403, "该字段对当前用户已脱敏，不能按其查询",
+                      "{field} is masked for you: it cannot be searched or looked up"),
     "not_found": (404, "对象不存在", "not found"),
     "method_not_allowed": (405, "不支持该请求方法", "method not allowed"),
     "not_pending": (409, "该提交已不是待审核状态", "the submission is no longer pending"

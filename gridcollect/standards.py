@@ -12,6 +12,7 @@ or tighten rules for the grid cells under that prefix, widest prefix first.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import functools
 import hashlib
@@ -383,6 +384,19 @@ class Standards:
             prefixes = tuple(p for p in ancestors(grid_code)
                              if record_type in self.overlays.get(p, {}))
         return self._effective(record_type, prefixes)
+
+    def all_fields(self, record_type: str) -> dict:
+        """name -> FieldSpec of every field any grid has for ``record_type``: the
+        city-wide fields, then those overlays add; each with its strictest
+        sensitivity anywhere (what a city-wide table of the type must respect)."""
+        found = dict(self.effective(record_type).fields)
+        for prefix in sorted(self.overlays):
+            for name, spec in self.effective(record_type, prefix).fields.items():
+                if name not in found or (SENSITIVITIES.index(spec.sensitivity)
+                                         > SENSITIVITIES.index(found[name].sensitivity)):
+                    found[name] = spec if name not in found else dataclasses.replace(
+                        found[name], sensitivity=spec.sensitivity)
+        return found
 
     def _effective(self, record_type, prefixes) -> Standard:
         key = record_type, prefixes

@@ -538,6 +538,8 @@ _SUBMISSION_SELECT = """
 def _submission(row) -> dict:
     submission = dict(row)
     submission["data"] = json.loads(submission["data"])
+    submission["conflict"] = (None if submission["conflict"] is None
+                              else json.loads(submission["conflict"]))
     return submission
 
 

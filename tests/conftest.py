@@ -101,6 +101,14 @@ def person(index: int = 1, **changes) -> dict:
     return record
 
 
+def event(**changes) -> dict:
+    record = {"event_type": "02", "description": "楼道堆放杂物，存在消防隐患",
+              "occurred_at": "2026-11-20T09:30:00+08:00",
+              "location": {"lat": 30.70, "lon": 111.29}}
+    record.update(changes)
+    return record
+
+
 def item(client_id, data=None, record_type="person", grid_code=GRID_CODE, **more) -> dict:
     return {"client_id": client_id, "record_type": record_type, "grid_code": grid_code,
             "action": "upsert", "data": person() if data is None else data,

@@ -6,7 +6,7 @@ import secrets
 from http import HTTPStatus
 
 import pytest
-from conftest import GRID_CODE, GRID_FAR, id_number, item, person
+from conftest import GRID_CODE, GRID_FAR, event, id_number, item, person
 
 from gridcollect.errors import PROBLEMS
 
@@ -59,14 +59,6 @@ def raw_batch(data_json: str, record_type="person", client_id="raw") -> bytes:
     envelope = item(client_id, {}, record_type)
     text = json.dumps({"submissions": [envelope]}, ensure_ascii=False)
     return text.replace('"data": {}', f'"data": {data_json}').encode("utf-8")
-
-
-def event(**changes) -> dict:
-    record = {"event_type": "02", "description": "楼道堆放杂物，存在消防隐患",
-              "occurred_at": "2026-11-20T09:30:00+08:00",
-              "location": {"lat": 30.70, "lon": 111.29}}
-    record.update(changes)
-    return record
 
 
 @pytest.fixture

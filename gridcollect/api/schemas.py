@@ -8,6 +8,7 @@ from marshmallow import fields, validate
 
 from .. import clock
 from ..access import ROLES
+from ..merge import CONFLICTS
 from ..grids import PREFIX
 from ..standards import RECORD_TYPES
 from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
@@ -296,6 +297,12 @@ class Photo(Schema):
     url = fields.String(required=True)
 
 
+class Conflict(Schema):
+    reason = fields.String(required=True, metadata={"enum": list(CONFLICTS)})
+    version = fields.Integer(required=True, metadata={
+        "description": "the master record's version when the merge was tried"})
+
+
 class Submission(Schema):
     id = fields.Integer(required=True)
     client_id = fields.String(required=True)
@@ -315,6 +322,8 @@ class Submission(Schema):
     replaces = fields.Integer(allow_none=True, required=True)
     replaced_by = fields.Integer(allow_none=True, required=True)
     photos = fields.List(fields.Nested(Photo), required=True)
+    conflict = fields.Nested(Conflict, allow_none=True, required=True,
+                             metadata={"description": "why its merge stopped (state conflict)"})
 
 
 class SubmissionList(Schema):
@@ -382,6 +391,62 @@ class AuditListArgs(Schema):
     since = Timestamp()
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     cursor = fields.String(validate=validate.Length(max=200))
+
+
+# --- master records -----------------------------------------------------------------
+
+class Record(Schema):
+    record_type = fields.String(required=True, metadata={"enum": list(RECORD_TYPES)})
+    key = fields.String(required=True, metadata={
+        "description": "the natural key (masked like its field); an event's submission id"})
+    grid_code = fields.String(required=True)
+    version = fields.Integer(required=True)
+    retired = fields.Boolean(required=True)
+    data = fields.Dict(required=True, metadata={"description": "masked per role"})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class RecordList(Schema):
+    items = fields.List(fields.Nested(Record), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class RecordListArgs(Schema):
+    class Meta:
+        unknown = ma.INCLUDE  # any other parameter names a field to search by
+
+    grid = _grid_prefix_field()
+    changed_since = Timestamp(metadata={"description": "changed at or after"})
+    retired = fields.Boolean(metadata={"description": "only retired (true) or current"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class Source(Schema):
+    version = fields.Integer(required=True)
+    submission_id = fields.Integer(required=True)
+    worker = fields.String(required=True)
+    collected_at = fields.String(required=True)
+    confirmed_by = fields.String(required=True)
+    confirmed_at = fields.String(required=True)
+
+
+class HistoryEntry(Source):
+    seq = fields.Integer(required=True, metadata={"description": "order of merging"})
+    action = fields.String(required=True, metadata={
+        "enum": ["create", "update", "retire", "restore"]})
+    grid_code = fields.String(required=True)
+    moved_from = fields.String(allow_none=True, required=True)
+    changes = fields.Dict(required=True, metadata={
+        "description": "field -> [value before, value after], masked per role"})
+
+
+class RecordDetail(Record):
+    history = fields.List(fields.Nested(HistoryEntry), required=True)
+    provenance = fields.Dict(keys=fields.String(), values=fields.Nested(Source),
+                             required=True, metadata={
+                                 "description": "field -> the change that set its value"})
 
 
 # --- errors -------------------------------------------------------------------------
