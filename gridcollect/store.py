@@ -195,7 +195,13 @@ def _m3_master_records_monitor_releases(db):
             area TEXT NOT NULL, record_type TEXT NOT NULL, field TEXT NOT NULL,
             code TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (area, record_type, field, code)) WITHOUT ROWID""")
-    # the figures follow every change, whichever code path makes it
+    # the figures follow every change, whichever code path makes it; a grid without
+    # any activity is listed too, with zeros (the first thing a supervisor looks for)
+    db.execute(f"""
+        CREATE TRIGGER monitor_grid_insert AFTER INSERT ON grids BEGIN
+          INSERT INTO monitor_areas (area) SELECT area FROM ({_AREAS.format(g="NEW.code")})
+            WHERE 1 ON CONFLICT DO NOTHING;
+        END""")
     states = ", ".join(f"{c} = {c} + (NEW.state = '{c}') - (OLD.state = '{c}')"
                        for c in _STATE_COLUMNS)
     db.execute(f"""
@@ -296,6 +302,10 @@ def recount_monitor(db):
             SELECT {area}, record_type, json_extract(e.value, '$.field'),
                    json_extract(e.value, '$.code'), count(*)
             FROM invalid_attempts, json_each(invalid_attempts.errors) e GROUP BY 1, 2, 3, 4""")
+    for n in _LEVELS:
+        db.execute(f"INSERT INTO monitor_areas (area) SELECT DISTINCT"
+                   f" {f'substr(code, 1, {n})' if n else repr('')} FROM grids WHERE 1"
+                   f" ON CONFLICT DO NOTHING")
     db.execute("""
         INSERT INTO monitor_workers (grid_code, worker, submitted, last_activity)
         SELECT grid_code, worker, count(*), max(received_at) FROM submissions GROUP BY 1, 2""")
@@ -762,3 +772,68 @@ def decode_cursor(text: str):
         return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, TypeError) as exc:
         raise ValueError("not a cursor") from exc
+
+
+# --- monitoring ------------------------------------------------------------------
+
+def monitor_areas(db, prefix: str, length: int, after=None, limit=100) -> list:
+    """The figures of areas of one level (code ``length``) under ``prefix``."""
+    where = "area >= ? AND area < ? AND length(area) = ?"
+    params = [prefix, prefix + ":", length]
+    if after is not None:
+        where += " AND area > ?"
+        params.append(after)
+    return list(db.query(f"SELECT * FROM monitor_areas WHERE {where} ORDER BY area LIMIT ?",
+                         params + [limit]))
+
+
+def median_review_seconds(db, area: str, reviewed: int) -> float | None:
+    if not reviewed:
+        return None
+    middle = [row[0] for row in db.execute(
+        "SELECT seconds FROM monitor_review_times WHERE area = ? ORDER BY seconds"
+        " LIMIT ? OFFSET ?", [area, 2 - reviewed % 2, (reviewed - 1) // 2])]
+    return sum(middle) / len(middle) if middle else None
+
+
+def active_records(db, areas) -> dict:
+    """area -> record_type -> current (not retired) master records."""
+    out = {area: {} for area in areas}
+    marks = ",".join("?" * len(out))
+    for area, record_type, active in db.execute(
+            f"SELECT area, record_type, active FROM monitor_records WHERE area IN ({marks})"
+            f" AND active > 0", list(out)):
+        out[area][record_type] = active
+    return out
+
+
+def oldest_pending(db, first: str, last: str, length: int) -> dict:
+    """area (code ``length``) -> receipt time of its oldest pending submission, for the
+    areas from ``first`` to ``last``."""
+    return dict(db.execute(
+        f"SELECT substr(grid_code, 1, {int(length)}), min(received_at) FROM submissions"
+        " WHERE state = 'pending' AND grid_code >= ? AND grid_code < ? GROUP BY 1",
+        [first, last + ":"]).fetchall())
+
+
+def monitor_workers(db, first: str, last: str) -> list:
+    return list(db.query("SELECT * FROM monitor_workers WHERE grid_code >= ? AND grid_code <= ?"
+                         " ORDER BY grid_code, last_activity DESC", [first, last]))
+
+
+def grid_names(db, first: str, last: str) -> dict:
+    return dict(db.execute("SELECT code, name FROM grids WHERE code >= ? AND code <= ?",
+                           [first, last]).fetchall())
+
+
+def frequent_field_errors(db, areas, record_type=None, limit=50) -> list:
+    """The most frequent (record_type, field, code) among invalid attempts in the areas."""
+    marks = ",".join("?" * len(areas))
+    where, params = f"area IN ({marks})", list(areas)
+    if record_type is not None:
+        where += " AND record_type = ?"
+        params.append(record_type)
+    return list(db.query(
+        f"SELECT record_type, field, code, sum(count) AS count FROM monitor_field_errors"
+        f" WHERE {where} GROUP BY 1, 2, 3 ORDER BY count DESC, 1, 2, 3 LIMIT ?",
+        params + [limit]))

@@ -134,6 +134,6 @@ def cursor_value(args: dict, kind=int):
 
 
 def blueprints() -> list:
-    from . import audit, auth, grids, records, reviews, submissions, users
-    return [auth.blp, grids.blp, submissions.blp, reviews.blp, records.blp, users.blp,
-            audit.blp]
+    from . import audit, auth, grids, monitor, records, reviews, submissions, users
+    return [auth.blp, grids.blp, submissions.blp, reviews.blp, records.blp, monitor.blp,
+            users.blp, audit.blp]

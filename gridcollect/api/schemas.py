@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 from .. import clock
 from ..access import ROLES
 from ..merge import CONFLICTS
+from ..monitor import LEVELS
 from ..grids import PREFIX
 from ..standards import RECORD_TYPES
 from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
@@ -58,10 +59,13 @@ def _documented(pattern) -> dict:
     return {"pattern": DOC_PATTERNS[pattern]}
 
 
-def _grid_prefix_field(**kwargs) -> fields.String:
+def _grid_prefix_field(description=None, **kwargs) -> fields.String:
+    metadata = _documented(PREFIX)
+    if description:
+        metadata["description"] = description
     return fields.String(validate=validate.Regexp(
         PREFIX, error="Must be a grid code prefix of 6, 9, 12 or 15 digits."),
-        metadata=_documented(PREFIX), **kwargs)
+        metadata=metadata, **kwargs)
 
 
 class StrictBoolean(fields.Boolean):
@@ -447,6 +451,67 @@ class RecordDetail(Record):
     provenance = fields.Dict(keys=fields.String(), values=fields.Nested(Source),
                              required=True, metadata={
                                  "description": "field -> the change that set its value"})
+
+
+# --- monitor --------------------------------------------------------------------------
+
+class WorkerActivity(Schema):
+    worker = fields.String(required=True)
+    submitted = fields.Integer(required=True)
+    invalid_attempts = fields.Integer(required=True)
+    last_activity = fields.String(allow_none=True, required=True)
+
+
+class AreaFigures(Schema):
+    code = fields.String(required=True, metadata={"description": "grid code or prefix"})
+    level = fields.String(required=True, metadata={"enum": list(LEVELS)})
+    name = fields.String(allow_none=True, required=True, metadata={"description": "grids"})
+    submitted = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    confirmed = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    returned = fields.Integer(required=True)
+    conflict = fields.Integer(required=True)
+    invalid_attempts = fields.Integer(required=True)
+    oldest_pending = fields.String(allow_none=True, required=True,
+                                   metadata={"description": "received at"})
+    median_review_seconds = fields.Float(allow_none=True, required=True, metadata={
+        "description": "from receipt to the review that settled it"})
+    last_activity = fields.String(allow_none=True, required=True)
+    records = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                          metadata={"description": "record type -> current master records"})
+    workers = fields.List(fields.Nested(WorkerActivity), allow_none=True, required=True,
+                          metadata={"description": "grids only: activity per worker"})
+
+
+class AreaList(Schema):
+    items = fields.List(fields.Nested(AreaFigures), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class AreaListArgs(Schema):
+    under = _grid_prefix_field("default: the caller's scope")
+    level = fields.String(load_default="grid", validate=validate.OneOf(list(LEVELS)))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class FieldErrorCount(Schema):
+    record_type = fields.String(required=True)
+    field = fields.String(required=True)
+    code = fields.String(required=True)
+    count = fields.Integer(required=True)
+    message = fields.String(required=True)
+
+
+class FieldErrorList(Schema):
+    items = fields.List(fields.Nested(FieldErrorCount), required=True)
+
+
+class FieldErrorArgs(Schema):
+    record_type = fields.String(validate=validate.OneOf(RECORD_TYPES))
+    under = _grid_prefix_field("default: the caller's scope")
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
 # --- errors -------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Monitor the process per grid, rolled up per community, street, district and city.
+
+Every figure is kept up to date by the database as submissions arrive and are
+reviewed (see ``store``'s migration 3), so a page of areas costs a few indexed
+lookups however large the city is. Pure domain: no Flask, no SQL.
+"""
+from __future__ import annotations
+
+from . import access, store
+
+LEVELS = {"city": 0, "district": 6, "street": 9, "community": 12, "grid": 15}
+COUNTS = ("submitted", "pending", "confirmed", "rejected", "returned", "conflict",
+          "invalid_attempts")
+
+
+class NotFound(Exception):
+    """The prefix is outside the caller's scope (answered as if it did not exist)."""
+
+
+class BadLevel(Exception):
+    pass
+
+
+def _roots(user: access.User, under: str | None) -> list:
+    """The prefixes to report under: ``under`` when the caller may see all of it,
+    else the caller's scope ("" is the whole city)."""
+    if under is not None:
+        if not access.in_scope(user, under):
+            raise NotFound(under)
+        return [under]
+    scope = access.prefixes(user)
+    if scope is None:
+        return [""]
+    return sorted(p for p in scope  # without prefixes another one covers
+                  if not any(p != q and p.startswith(q) for q in scope))
+
+
+def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=None) -> list:
+    """Figures per area of ``level`` under ``under`` (or the caller's scope), in code
+    order, ``limit`` of them after the code ``after``."""
+    length = LEVELS[level]
+    rows = []
+    for root in _roots(user, under):
+        if length < len(root):
+            raise BadLevel(level)
+        rows += store.monitor_areas(db, root, length, after, limit - len(rows))
+        if len(rows) >= limit:
+            break
+    if not rows:
+        return []
+    codes = [row["area"] for row in rows]
+    first, last = codes[0], codes[-1]
+    records = store.active_records(db, codes)
+    oldest = store.oldest_pending(db, first, last, length)
+    names = store.grid_names(db, first, last) if level == "grid" else {}
+    workers = {}
+    if level == "grid":
+        for row in store.monitor_workers(db, first, last):
+            workers.setdefault(row.pop("grid_code"), []).append(row)
+    return [{
+        "code": row["area"], "level": level, "name": names.get(row["area"]),
+        **{name: row[name] for name in COUNTS},
+        "oldest_pending": oldest.get(row["area"]),
+        "median_review_seconds": store.median_review_seconds(db, row["area"], row["reviewed"]),
+        "last_activity": row["last_activity"],
+        "records": records[row["area"]],
+        "workers": workers.get(row["area"], []) if level == "grid" else None,
+    } for row in rows]
+
+
+def field_errors(db, standards, user: access.User, *, record_type=None, under=None,
+                 limit=50) -> list:
+    """The most frequent validation errors per field: what workers need training on."""
+    rows = store.frequent_field_errors(db, _roots(user, under), record_type, limit)
+    for row in rows:
+        try:
+            row["message"] = standards.effective(row["record_type"]).error(
+                row["field"], row["code"]).message
+        except KeyError:  # a record type no longer defined
+            row["message"] = ""
+    return rows
