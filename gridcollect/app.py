@@ -28,6 +28,7 @@ DEFAULTS = {
     "DATABASE": os.environ.get("GRIDCOLLECT_DB", "gridcollect.db"),
     "STANDARDS": None,  # a field_standards folder; None: the bundled standards
     "PHOTO_DIR": None,  # None: "<DATABASE>-photos" beside the database
+    "RELEASE_DIR": None,  # None: "<DATABASE>-releases" beside the database
     "MAX_JSON_BYTES": 8 * 1024 * 1024,  # 500 records of up to 16 kB each
     "MAX_PHOTO_BYTES": 10 * 1024 * 1024,
     "TOKEN_TTL_HOURS": 24 * 7,
@@ -61,6 +62,7 @@ class Runtime:
         self.db_path = str(config["DATABASE"])
         self.standards = load_standards(config["STANDARDS"])
         self.photo_dir = pathlib.Path(config["PHOTO_DIR"] or self.db_path + "-photos")
+        self.release_dir = pathlib.Path(config["RELEASE_DIR"] or self.db_path + "-releases")
         self.account_settings = accounts.Settings(
             token_ttl=datetime.timedelta(hours=config["TOKEN_TTL_HOURS"]),
             scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],

@@ -12,7 +12,9 @@ import contextlib
 import fcntl
 import json
 import os
+import pathlib
 import sqlite3
+import urllib.request
 
 import sqlite_utils
 
@@ -169,10 +171,10 @@ def _m3_master_records_monitor_releases(db):
     db.execute("CREATE INDEX record_history_key ON record_history(record_type, key, version)")
     db.execute("""
         CREATE TABLE releases (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL,
-            created_by TEXT NOT NULL, note TEXT NOT NULL, counts TEXT NOT NULL,
-            standard_versions TEXT NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL,
-            sha256 TEXT NOT NULL)""")
+            id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL,
+            created_at TEXT NOT NULL, created_by TEXT NOT NULL, note TEXT NOT NULL,
+            counts TEXT, standard_versions TEXT, file TEXT NOT NULL, size INTEGER,
+            sha256 TEXT)""")
     db.execute(f"""
         CREATE TABLE monitor_areas (
             area TEXT PRIMARY KEY, submitted INTEGER NOT NULL DEFAULT 0,
@@ -837,3 +839,215 @@ def frequent_field_errors(db, areas, record_type=None, limit=50) -> list:
         f"SELECT record_type, field, code, sum(count) AS count FROM monitor_field_errors"
         f" WHERE {where} GROUP BY 1, 2, 3 ORDER BY count DESC, 1, 2, 3 LIMIT ?",
         params + [limit]))
+
+
+# --- releases --------------------------------------------------------------------
+
+def insert_release(db, created_at, created_by, note, file_name) -> int:
+    return db.execute("INSERT INTO releases (state, created_at, created_by, note, file)"
+                      " VALUES ('building', ?, ?, ?, ?)",
+                      [created_at, created_by, note, file_name]).lastrowid
+
+
+def finish_release(db, release_id, counts, versions, size, sha256):
+    db.execute("UPDATE releases SET state = 'ready', counts = ?, standard_versions = ?,"
+               " size = ?, sha256 = ? WHERE id = ?",
+               [_json(counts), _json(versions), size, sha256, release_id])
+
+
+def fail_release(db, release_id):
+    db.execute("UPDATE releases SET state = 'failed' WHERE id = ?", [release_id])
+
+
+def _release(row) -> dict:
+    release = dict(row)
+    for key in ("counts", "standard_versions"):
+        release[key] = None if release[key] is None else json.loads(release[key])
+    return release
+
+
+def get_release(db, release_id: int) -> dict | None:
+    row = next(db.query("SELECT * FROM releases WHERE id = ?", [release_id]), None)
+    return None if row is None else _release(row)
+
+
+def list_releases(db, before_id=None, limit=50) -> list:
+    where, params = "state = 'ready'", []
+    if before_id is not None:
+        where += " AND id < ?"
+        params.append(before_id)
+    return [_release(row) for row in db.query(
+        f"SELECT * FROM releases WHERE {where} ORDER BY id DESC LIMIT ?", params + [limit])]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "float": "REAL", "boolean": "INTEGER"}
+_META = ("key", "grid_code", "version", "created_at", "updated_at")
+
+
+def write_release_file(db_path, path, tables: dict, column_rows, code_rows, meta) -> dict:
+    """Write a release file from one consistent snapshot of the master records.
+
+    ``tables`` maps a record type to its columns (``name``, ``path``, ``type``). The
+    file is attached to a connection of its own: the snapshot is read while the
+    server goes on writing. Returns the rows per table.
+    """
+    conn = sqlite3.connect(str(db_path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    try:
+        conn.execute("ATTACH DATABASE ? AS rel", [str(path)])
+        conn.execute("PRAGMA rel.journal_mode = OFF")  # a failed build is deleted whole
+        conn.execute("PRAGMA rel.synchronous = OFF")  # fsynced once at the end
+        conn.execute("BEGIN")
+        counts = {}
+        for record_type, columns in tables.items():
+            table = _ident(record_type)
+            definitions = ["key TEXT NOT NULL", "grid_code TEXT NOT NULL",
+                           "version INTEGER NOT NULL", "created_at TEXT NOT NULL",
+                           "updated_at TEXT NOT NULL"]
+            definitions += [f"{_ident(c.name)} {_SQL_TYPES.get(c.type, 'TEXT')}"
+                            for c in columns]
+            conn.execute(f"CREATE TABLE rel.{table} ({', '.join(definitions)})")
+            names = list(_META) + [_ident(c.name) for c in columns]
+            values = list(_META) + [f"data {'->' if c.type == 'list' else '->>'}"
+                                    f" {_literal(c.path)}" for c in columns]
+            conn.execute(f"INSERT INTO rel.{table} ({', '.join(names)})"
+                         f" SELECT {', '.join(values)} FROM main.records"
+                         f" WHERE record_type = ? AND NOT retired ORDER BY key", [record_type])
+            conn.execute(f"CREATE INDEX rel.{_ident(record_type + '_grid')}"
+                         f" ON {table}(grid_code)")
+            counts[record_type] = conn.execute(f"SELECT count(*) FROM rel.{table}").fetchone()[0]
+        keys = ("record_type", "position", "column", "field", "type", "label_zh", "label_en",
+                "description", "standard", "code_table", "sensitivity", "mask")
+        conn.execute(f"CREATE TABLE rel._columns ({', '.join(_ident(k) for k in keys)})")
+        conn.executemany(f"INSERT INTO rel._columns VALUES ({', '.join('?' * len(keys))})",
+                         [[row[k] for k in keys] for row in column_rows])
+        conn.execute("CREATE TABLE rel._codes (code_table TEXT, standard TEXT, code TEXT,"
+                     " label TEXT, PRIMARY KEY (code_table, code)) WITHOUT ROWID")
+        conn.executemany("INSERT INTO rel._codes VALUES (?, ?, ?, ?)",
+                         [(r["code_table"], r["standard"], r["code"], r["label"])
+                          for r in code_rows])
+        conn.execute("CREATE TABLE rel._release (key TEXT PRIMARY KEY, value TEXT)")
+        conn.executemany("INSERT INTO rel._release VALUES (?, ?)",
+                         [(k, _json(v)) for k, v in {**meta, "counts": counts}.items()])
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE rel")
+    finally:
+        conn.close()
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    return counts
+
+
+def _open_release(path) -> sqlite3.Connection:
+    """A release file, read-only (it never changes once written)."""
+    uri = "file:" + urllib.request.pathname2url(str(pathlib.Path(path).resolve()))
+    conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def release_dictionary(path, record_type=None) -> tuple:
+    conn = _open_release(path)
+    try:
+        where, params = ("WHERE record_type = ?", [record_type]) if record_type else ("", [])
+        columns = [dict(r) for r in conn.execute(
+            f"SELECT * FROM _columns {where} ORDER BY record_type, position", params)]
+        codes = [dict(r) for r in conn.execute("SELECT * FROM _codes ORDER BY code_table, code")]
+    finally:
+        conn.close()
+    return columns, codes
+
+
+def release_meta(path) -> dict:
+    conn = _open_release(path)
+    try:
+        return {key: json.loads(value) for key, value in conn.execute(
+            "SELECT key, value FROM _release")}
+    finally:
+        conn.close()
+
+
+# masks as SQL expressions, the same as access.mask (a differential test holds them equal)
+_MASKS = {
+    "id_number": "CASE WHEN length({v}) > 10 THEN substr({v}, 1, 6)"
+                 " || printf('%.*c', length({v}) - 10, '*') || substr({v}, -4)"
+                 " ELSE printf('%.*c', max(length({v}), 1), '*') END",
+    "phone": "CASE WHEN length({v}) > 7 THEN substr({v}, 1, 3)"
+             " || printf('%.*c', length({v}) - 7, '*') || substr({v}, -4)"
+             " ELSE printf('%.*c', max(length({v}), 1), '*') END",
+    "name": "CASE WHEN length({v}) > 0 THEN substr({v}, 1, 1)"
+            " || printf('%.*c', max(length({v}) - 1, 1), '*') ELSE '*' END",
+    "other": "printf('%.*c', max(length({v}), 1), '*')",
+}
+# a spreadsheet runs a cell that starts like a formula: such text gets a leading '
+_NEUTRALISE = ("CASE WHEN substr({v}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13))"
+               " THEN '''' || {v} ELSE {v} END")
+_CSV = ("CASE WHEN {v} IS NULL THEN '' WHEN typeof({v}) != 'text' THEN {v}"
+        " WHEN {v} GLOB '*[,\"' || char(10) || char(13) || ']*'"
+        " THEN '\"' || replace({v}, '\"', '\"\"') || '\"' ELSE {v} END")
+
+
+def mask_sql(kind: str, value: str) -> str:
+    return "(" + _MASKS[kind].format(v=value) + ")"
+
+
+def _cell_sql(column, kind, mask, code_table, fmt) -> str:
+    value = _ident(column)
+    if code_table and kind == "list":
+        value = (f"(SELECT group_concat(coalesce(c.label, j.value), ';') FROM json_each({value})"
+                 f" j LEFT JOIN _codes c ON c.code_table = {_literal(code_table)}"
+                 f" AND c.code = j.value)")
+    elif code_table:
+        value = (f"(SELECT label FROM _codes WHERE code_table = {_literal(code_table)}"
+                 f" AND code = {value})")
+    elif kind == "list":
+        value = (f"json({value})" if fmt == "json"
+                 else f"(SELECT group_concat(value, ';') FROM json_each({value}))")
+    if mask:
+        value = mask_sql(mask, value)
+    if fmt != "json" and (mask or code_table or kind not in _SQL_TYPES):
+        value = "(" + _NEUTRALISE.format(v=value) + ")"
+    if fmt == "csv":
+        value = "(" + _CSV.format(v=value) + ")"
+    return value
+
+
+def csv_quote(text: str) -> str:
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def release_rows(path, record_type, plan, prefixes, fmt, chunk_rows):
+    """Rows of a release table in chunks: CSV lines, JSON objects (text) or cell
+    tuples, each cell masked, labelled and neutralised in SQL as ``plan`` says
+    (``(name, column, type, mask, code_table)`` per exported column)."""
+    cells = [_cell_sql(column, kind, mask, code_table, fmt)
+             for _, column, kind, mask, code_table in plan]
+    if fmt == "csv":
+        select = " || ',' || ".join(cells)
+    elif fmt == "json":
+        select = "json_object(" + ", ".join(
+            f"{_literal(name)}, {cell}" for (name, *_), cell in zip(plan, cells)) + ")"
+    else:
+        select = ", ".join(cells)
+    where, params = _scope_sql("grid_code", prefixes)
+    conn = _open_release(path)
+    conn.row_factory = None
+    try:
+        cursor = conn.execute(f"SELECT {select} FROM {_ident(record_type)} WHERE {where}"
+                              f" ORDER BY rowid", params)
+        while True:
+            rows = cursor.fetchmany(chunk_rows)
+            if not rows:
+                break
+            yield [row[0] for row in rows] if fmt != "cells" else rows
+    finally:
+        conn.close()

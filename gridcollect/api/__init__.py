@@ -134,6 +134,6 @@ def cursor_value(args: dict, kind=int):
 
 
 def blueprints() -> list:
-    from . import audit, auth, grids, monitor, records, reviews, submissions, users
+    from . import audit, auth, grids, monitor, records, releases, reviews, submissions, users
     return [auth.blp, grids.blp, submissions.blp, reviews.blp, records.blp, monitor.blp,
-            users.blp, audit.blp]
+            releases.blp, users.blp, audit.blp]

@@ -514,6 +514,69 @@ class FieldErrorArgs(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
+# --- releases -------------------------------------------------------------------------
+
+class NewRelease(Schema):
+    note = fields.String(required=True, validate=[
+        validate.Length(1, 2000), validate.Regexp(NOTE_TEXT, error="Must be plain text.")],
+        metadata=_documented(NOTE_TEXT))
+
+
+class Release(Schema):
+    id = fields.Integer(required=True)
+    created_at = fields.String(required=True)
+    created_by = fields.String(required=True)
+    note = fields.String(required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "record type -> rows in its table"})
+    standard_versions = fields.Dict(keys=fields.String(), values=fields.String(),
+                                    required=True)
+    size = fields.Integer(required=True, metadata={"description": "bytes of the release file"})
+    sha256 = fields.String(required=True, metadata={"description": "of the release file"})
+
+
+class ReleaseList(Schema):
+    items = fields.List(fields.Nested(Release), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class ReleaseListArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class DictionaryColumn(Schema):
+    position = fields.Integer(required=True)
+    column = fields.String(required=True)
+    field = fields.String(allow_none=True, required=True)
+    type = fields.String(required=True)
+    label_zh = fields.String(required=True)
+    label_en = fields.String(required=True)
+    description = fields.String(required=True)
+    standard = fields.String(required=True)
+    code_table = fields.String(allow_none=True, required=True)
+    sensitivity = fields.String(required=True)
+    mask = fields.String(required=True)
+
+
+class CodeTableEntry(Schema):
+    standard = fields.String(required=True)
+    codes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class Dictionary(Schema):
+    release = fields.Integer(required=True)
+    tables = fields.Dict(keys=fields.String(), values=fields.List(
+        fields.Nested(DictionaryColumn)), required=True)
+    code_tables = fields.Dict(keys=fields.String(), values=fields.Nested(CodeTableEntry),
+                              required=True)
+
+
+class ExportArgs(Schema):
+    labels = fields.Boolean(load_default=False, metadata={
+        "description": "add a label column after each code column (e.g. sex.label)"})
+
+
 # --- errors -------------------------------------------------------------------------
 
 class Error(Schema):

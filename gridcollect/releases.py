@@ -1,0 +1,245 @@
+"""Releases: frozen, self-describing snapshots of the master tables, and their exports.
+
+A release is one SQLite file written once and made read-only: a table per record
+type (current master records, one column per field, nested fields as
+``location.lat`` columns, lists as JSON), the data dictionary (``_columns``,
+``_codes``) and the release's own description (``_release``). Later merges never
+touch it. Exports read it back as CSV (UTF-8 with BOM, formula-safe), JSON or
+XLSX, streamed, masked for the caller from the sensitivities frozen in it.
+Pure domain: no Flask, no SQL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import tempfile
+from dataclasses import dataclass
+
+from . import access, clock, store
+from .standards import RECORD_TYPES
+
+FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+META_COLUMNS = (  # (column, type, label_zh, label_en)
+    ("key", "string", "主键", "Natural key (an event: its submission id)"),
+    ("grid_code", "string", "网格编码", "Grid code"),
+    ("version", "integer", "版本", "Version"),
+    ("created_at", "string", "首次确认时间", "First confirmed at"),
+    ("updated_at", "string", "最后更新时间", "Last updated at"),
+)
+XLSX_MAX_ROWS = 1_048_576  # a sheet's limit in Excel, header included
+CHUNK_ROWS = 2000
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a release table: where its value is in a record, and what it means."""
+
+    name: str
+    field: str
+    path: str  # JSON path into the record's data
+    type: str  # string, integer, number, boolean, list, date …
+    label_zh: str
+    label_en: str
+    sensitivity: str
+    code_table: str | None
+    mask: str  # how it is masked when personal (access.mask_kind)
+    description: str = ""
+    standard: str = ""
+
+
+def columns(standards, record_type: str) -> list:
+    """The release columns of a record type: every field any grid has, nested fields
+    flattened (``location.lat``), in the standard's order."""
+    out = []
+    for name, spec in standards.all_fields(record_type).items():
+        common = {"field": name, "sensitivity": spec.sensitivity, "mask": access.mask_kind(spec),
+                  "description": spec.description, "standard": spec.standard}
+        if spec.type == "dict" and spec.rules.get("schema"):
+            for sub, rules in spec.rules["schema"].items():
+                out.append(Column(f"{name}.{sub}", path=f"$.{json.dumps(name)}.{json.dumps(sub)}",
+                                  type=rules.get("type", "string"),
+                                  label_zh=f"{spec.label_zh}.{sub}",
+                                  label_en=f"{spec.label_en}.{sub}", code_table=None, **common))
+        else:
+            out.append(Column(name, path=f"$.{json.dumps(name)}", type=spec.type,
+                              label_zh=spec.label_zh, label_en=spec.label_en,
+                              code_table=spec.code_table, **common))
+    return out
+
+
+def dictionary(standards) -> tuple:
+    """(column rows, code rows) of the data dictionary."""
+    column_rows, tables = [], set()
+    for record_type in RECORD_TYPES:
+        key_field = standards.effective(record_type).natural_key
+        key_spec = standards.all_fields(record_type)[key_field] if key_field else None
+        position = 0
+        for name, kind, zh, en in META_COLUMNS:
+            position += 1
+            # the key is the natural key's value: it is as sensitive as that field
+            masked_like = key_spec if name == "key" and key_spec else None
+            column_rows.append({
+                "record_type": record_type, "position": position, "column": name,
+                "field": key_field if masked_like else None, "type": kind, "label_zh": zh,
+                "label_en": en, "description": "", "standard": "", "code_table": None,
+                "sensitivity": masked_like.sensitivity if masked_like else "internal",
+                "mask": access.mask_kind(masked_like) if masked_like else "other"})
+        for column in columns(standards, record_type):
+            position += 1
+            column_rows.append({"record_type": record_type, "position": position,
+                                **{k: getattr(column, k) for k in (
+                                    "field", "type", "label_zh", "label_en", "description",
+                                    "standard", "code_table", "sensitivity", "mask")},
+                                "column": column.name})
+            if column.code_table:
+                tables.add(column.code_table)
+    code_rows = []
+    for name in sorted(tables):
+        table = standards.code_tables[name]
+        for code, entry in table.codes.items():
+            code_rows.append({"code_table": name, "standard": table.standard, "code": code,
+                              "label": entry.label})
+    return column_rows, code_rows
+
+
+def release_dir(db_path) -> pathlib.Path:
+    return pathlib.Path(str(db_path) + "-releases")
+
+
+def create(db, db_path, standards, user: access.User, note: str, directory=None) -> dict:
+    """Snapshot every master table into a new read-only release file."""
+    directory = pathlib.Path(directory or release_dir(db_path))
+    directory.mkdir(parents=True, exist_ok=True)
+    created_at = clock.iso(clock.now())
+    file_name = f"release-{created_at[:10]}-{secrets.token_hex(6)}.sqlite"
+    with store.write(db):
+        release_id = store.insert_release(db, created_at, user.username, note, file_name)
+    path = directory / file_name
+    tables = {t: columns(standards, t) for t in RECORD_TYPES}
+    column_rows, code_rows = dictionary(standards)
+    versions = {t: standards.effective(t).version for t in RECORD_TYPES}
+    meta = {"id": release_id, "created_at": created_at, "created_by": user.username,
+            "note": note, "standard_versions": versions}
+    try:
+        counts = store.write_release_file(db_path, path, tables, column_rows, code_rows, meta)
+        os.chmod(path, 0o444)  # written once: a release never changes
+        size, digest = path.stat().st_size, _sha256(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        with store.write(db):
+            store.fail_release(db, release_id)
+        raise
+    at = clock.iso(clock.now())
+    with store.write(db):
+        store.finish_release(db, release_id, counts, versions, size, digest)
+        store.audit(db, [(at, user.username, "release", "release", release_id,
+                          {"note": note, "counts": counts})])
+    return store.get_release(db, release_id)
+
+
+def _sha256(path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def get(db, release_id: int) -> dict:
+    release = store.get_release(db, release_id)
+    if release is None or release["state"] != "ready":
+        raise NotFound(release_id)
+    return release
+
+
+def list_ready(db, limit: int, before_id=None) -> list:
+    return store.list_releases(db, before_id, limit)
+
+
+def file_path(db_path, release: dict, directory=None) -> pathlib.Path:
+    return pathlib.Path(directory or release_dir(db_path)) / release["file"]
+
+
+def read_dictionary(path) -> dict:
+    """The data dictionary frozen in a release file."""
+    column_rows, code_rows = store.release_dictionary(path)
+    tables = {}
+    for row in column_rows:
+        tables.setdefault(row.pop("record_type"), []).append(row)
+    codes = {}
+    for row in code_rows:
+        table = codes.setdefault(row["code_table"], {"standard": row["standard"], "codes": {}})
+        table["codes"][row["code"]] = row["label"]
+    return {"tables": tables, "code_tables": codes}
+
+
+def _plan(path, record_type, user: access.User, labels: bool) -> list:
+    """What each exported column is: ``(name, column, type, mask or None, code table or
+    None)``, without the columns the user may not see."""
+    column_rows, _ = store.release_dictionary(path, record_type)
+    plan = []
+    for row in column_rows:
+        view = access.field_view(user, row["sensitivity"])
+        if view == access.OMIT:
+            continue
+        mask = row["mask"] if view == access.MASK else None
+        plan.append((row["column"], row["column"], row["type"], mask, None))
+        if labels and row["code_table"] and mask is None:
+            plan.append((row["column"] + ".label", row["column"], row["type"], None,
+                         row["code_table"]))
+    return plan
+
+
+def export(path, record_type: str, fmt: str, user: access.User, labels=False):
+    """The bytes of one exported table, in chunks: constant memory however large."""
+    plan = _plan(path, record_type, user, labels)
+    prefixes = access.prefixes(user)
+    if fmt == "csv":
+        yield "\ufeff".encode()  # so Excel reads the UTF-8 as UTF-8
+        yield (",".join(store.csv_quote(name) for name, *_ in plan) + "\r\n").encode()
+        for lines in store.release_rows(path, record_type, plan, prefixes, "csv", CHUNK_ROWS):
+            yield ("\r\n".join(lines) + "\r\n").encode()
+    elif fmt == "json":
+        yield b"["
+        first = True
+        for lines in store.release_rows(path, record_type, plan, prefixes, "json", CHUNK_ROWS):
+            text = ",\n".join(lines)
+            yield (("\n" if first else ",\n") + text).encode()
+            first = False
+        yield b"\n]\n"
+    else:
+        yield from _xlsx(path, record_type, plan, prefixes)
+
+
+def _xlsx(path, record_type, plan, prefixes):
+    """openpyxl's write-only workbook keeps rows on disk; the finished file is sent in
+    blocks. Past Excel's row limit the table continues on another sheet."""
+    from openpyxl import Workbook
+    header = [name for name, *_ in plan]
+    workbook = Workbook(write_only=True)
+    sheet, rows_in_sheet, sheets = None, XLSX_MAX_ROWS, 0
+    for chunk in store.release_rows(path, record_type, plan, prefixes, "cells", CHUNK_ROWS):
+        for row in chunk:
+            if rows_in_sheet >= XLSX_MAX_ROWS:
+                sheets += 1
+                sheet = workbook.create_sheet(record_type if sheets == 1
+                                              else f"{record_type} ({sheets})")
+                sheet.append(header)
+                rows_in_sheet = 1
+            sheet.append(row)
+            rows_in_sheet += 1
+    if sheet is None:
+        workbook.create_sheet(record_type).append(header)
+    with tempfile.TemporaryFile() as handle:
+        workbook.save(handle)
+        handle.seek(0)
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            yield block

@@ -1,0 +1,215 @@
+"""Releases: frozen snapshots of the master tables, their dictionary, and exports as
+CSV, JSON and XLSX, masked per role and safe to open in a spreadsheet."""
+import csv
+import io
+import json
+import os
+import sqlite3
+
+import openpyxl
+import pytest
+from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, item, person
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridcollect import access, accounts, store
+
+KEY = id_number(1)
+FORMULA_ADDRESS = "=HYPERLINK(\"http://evil\",\"点击\")"
+
+
+def confirmed(login, client_id, data, record_type="person", worker="w3", grid_code=GRID_CODE,
+              supervisor="sup"):
+    result = login(worker).submit(item(client_id, data, record_type=record_type,
+                                       grid_code=grid_code)).json["results"][0]
+    assert result["status"] == "accepted", result
+    review = login(supervisor).post(f"/api/v1/submissions/{result['id']}/review",
+                                    json={"action": "confirm"})
+    assert review.json["state"] == "confirmed"
+
+
+@pytest.fixture
+def merged(login):
+    confirmed(login, "p1", person(1, special_groups=["独居老人", "残疾人"], education="20"))
+    confirmed(login, "p2", person(2, name="-李四"))
+    confirmed(login, "far", person(3), worker="wfar", grid_code=GRID_FAR, supervisor="supfar")
+    confirmed(login, "h1", {"house_code": f"{GRID_CODE}-012-01-0101", "usage": "2",
+                            "address": FORMULA_ADDRESS, "area": 88.5}, record_type="house")
+
+
+@pytest.fixture
+def release(merged, login):
+    response = login("analyst").post("/api/v1/releases", json={"note": "2026 年第 4 季度"})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def export(caller, release_id, table, **query):
+    response = caller.get(f"/api/v1/releases/{release_id}/tables/{table}", query_string=query)
+    assert response.status_code == 200, response.data[:300]
+    return response
+
+
+def read_csv(response):
+    assert response.data.startswith("\ufeff".encode())
+    assert response.mimetype == "text/csv"
+    return list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline="")))
+
+
+def test_a_release_counts_its_tables_and_is_listed(release, login):
+    assert release["counts"] == {"person": 3, "house": 1, "organization": 0, "event": 0}
+    assert release["created_by"] == "analyst" and release["note"] == "2026 年第 4 季度"
+    assert release["standard_versions"]["person"] == "2026.1"
+    analyst = login("analyst")
+    assert [r["id"] for r in analyst.get("/api/v1/releases").json["items"]] == [release["id"]]
+    assert analyst.get(f"/api/v1/releases/{release['id']}").json == release
+
+
+def test_the_release_file_is_self_describing_and_read_only(release, app, db):
+    row = store.get_release(db, release["id"])
+    path = os.path.join(app.config["DATABASE"] + "-releases", row["file"])
+    assert not os.access(path, os.W_OK) or os.geteuid() == 0
+    assert oct(os.stat(path).st_mode & 0o777) == "0o444"
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"person", "house", "organization", "event", "_columns", "_codes",
+            "_release"} <= tables
+    meta = dict(conn.execute("SELECT key, value FROM _release"))
+    assert json.loads(meta["note"]) == "2026 年第 4 季度" and json.loads(meta["id"]) == row["id"]
+    assert conn.execute("SELECT label FROM _codes WHERE code_table = 'gb_t_2261_1'"
+                        " AND code = '1'").fetchone() == ("男性",)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_later_confirmations_do_not_change_an_existing_release(release, login):
+    analyst = login("admin")
+    before = export(analyst, release["id"], "person.csv").data
+    confirmed(login, "p1b", person(1, name="张大伟"))
+    confirmed(login, "p4", person(4))
+    assert export(analyst, release["id"], "person.csv").data == before
+    newer = analyst.post("/api/v1/releases", json={"note": "更新"}).json
+    assert newer["counts"]["person"] == 4
+    rows = read_csv(export(analyst, newer["id"], "person.csv"))
+    assert next(r for r in rows if r["key"] == KEY)["name"] == "张大伟"
+
+
+def test_csv_for_an_admin_is_complete(release, login):
+    rows = read_csv(export(login("admin"), release["id"], "person.csv"))
+    assert len(rows) == 3
+    first = next(r for r in rows if r["key"] == KEY)
+    assert first["id_number"] == KEY and first["name"] == "张伟"
+    assert first["special_groups"] == "独居老人;残疾人" and first["version"] == "1"
+    assert first["grid_code"] == GRID_CODE
+    assert list(rows[0])[:5] == ["key", "grid_code", "version", "created_at", "updated_at"]
+
+
+def test_csv_for_a_masked_analyst(release, login):
+    rows = read_csv(export(login("analyst"), release["id"], "person.csv"))
+    first = next(r for r in rows if r["key"] == KEY[:6] + "********" + KEY[-4:])
+    assert first["id_number"] == KEY[:6] + "********" + KEY[-4:]
+    assert first["name"] == "张*" and first["phone"] == "138****5678"
+    assert "special_groups" not in first  # secret: left out
+    assert first["ethnicity"] == "01"
+
+
+def test_an_analyst_exports_only_rows_in_scope(release, login, db):
+    accounts.add_user(db, "test", "far-analyst", "analyst", [GRID_FAR[:9]], PASSWORD,
+                      scrypt_n=FAST_HASH)
+    rows = read_csv(export(login("far-analyst"), release["id"], "person.csv"))
+    assert [r["grid_code"] for r in rows] == [GRID_FAR]
+
+
+def test_cells_that_look_like_formulas_are_neutralised(release, login):
+    [house] = read_csv(export(login("admin"), release["id"], "house.csv"))
+    assert house["address"] == "'" + FORMULA_ADDRESS
+    assert house["area"] == "88.5" and house["usage"] == "2"
+    names = {r["name"] for r in read_csv(export(login("admin"), release["id"], "person.csv"))}
+    assert "'-李四" in names
+
+
+def test_code_columns_with_labels(release, login):
+    rows = read_csv(export(login("admin"), release["id"], "person.csv", labels="true"))
+    first = next(r for r in rows if r["key"] == KEY)
+    assert first["sex.label"] == "男性" and first["ethnicity.label"] == "汉族"
+    assert first["education.label"]  # GB/T 4658 code 20
+    assert first["special_groups.label"] == "独居老人;残疾人"
+    header = list(first)
+    assert header.index("sex.label") == header.index("sex") + 1
+
+
+def test_json_export(release, login):
+    response = export(login("admin"), release["id"], "person.json")
+    rows = json.loads(response.data)
+    first = next(r for r in rows if r["key"] == KEY)
+    assert first["special_groups"] == ["独居老人", "残疾人"] and first["version"] == 1
+    masked = json.loads(export(login("analyst"), release["id"], "person.json").data)
+    assert all("special_groups" not in r and r["name"].endswith("*") for r in masked)
+    empty = json.loads(export(login("admin"), release["id"], "event.json").data)
+    assert empty == []
+
+
+def test_xlsx_export_opens_in_openpyxl(release, login):
+    response = export(login("analyst"), release["id"], "house.xlsx", labels="true")
+    workbook = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)
+    sheet = workbook["house"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("key", "grid_code", "version")
+    record = dict(zip(rows[0], rows[1]))
+    assert record["address"] == "'" + FORMULA_ADDRESS  # text, not a formula
+    assert record["usage.label"] == "出租" and record["area"] == 88.5
+    assert "owner_name" in rows[0]  # personal: masked (empty here), not left out
+    empty = openpyxl.load_workbook(io.BytesIO(export(login("admin"), release["id"],
+                                                     "event.xlsx").data), read_only=True)
+    assert list(empty["event"].iter_rows(values_only=True))[0][0] == "key"
+
+
+def test_the_dictionary(release, login):
+    body = login("analyst").get(f"/api/v1/releases/{release['id']}/dictionary").json
+    person_columns = {c["column"]: c for c in body["tables"]["person"]}
+    assert person_columns["sex"]["label_zh"] == "性别"
+    assert person_columns["sex"]["code_table"] == "gb_t_2261_1"
+    assert person_columns["id_number"]["sensitivity"] == "personal"
+    assert person_columns["key"]["sensitivity"] == "personal"  # it is the ID number
+    assert person_columns["special_groups"]["sensitivity"] == "secret"
+    assert "dog_registration" in person_columns  # a field an overlay adds
+    house_columns = {c["column"] for c in body["tables"]["house"]}
+    assert {"location.lat", "location.lon"} <= house_columns
+    assert body["code_tables"]["gb_t_2261_1"]["codes"]["2"] == "女性"
+
+
+@pytest.mark.parametrize("user, status", [("w3", 403), ("sup", 403), ("analyst", 200),
+                                          ("admin", 200)])
+def test_who_reads_releases(release, login, user, status):
+    assert login(user).get(f"/api/v1/releases/{release['id']}/tables/person.csv") \
+        .status_code == status
+    assert login(user).get("/api/v1/releases").status_code == status
+
+
+@pytest.mark.parametrize("path", ["/api/v1/releases/999", "/api/v1/releases/999/dictionary",
+                                  "/api/v1/releases/1/tables/people.csv",
+                                  "/api/v1/releases/1/tables/person.pdf",
+                                  "/api/v1/releases/999/tables/person.csv"])
+def test_missing_releases_and_tables(release, login, path):
+    response = login("admin").get(path)
+    assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_a_release_needs_a_note(merged, login):
+    response = login("analyst").post("/api/v1/releases", json={})
+    assert response.status_code == 422
+    assert login("sup").post("/api/v1/releases", json={"note": "x"}).status_code == 403
+
+
+def test_releases_are_audited(release, login):
+    [entry] = login("admin").get("/api/v1/audit?action=release").json["items"]
+    assert entry["actor"] == "analyst" and entry["detail"]["counts"]["person"] == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["id_number", "phone", "name", "other"]),
+       value=st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"]), max_size=30))
+def test_sql_masks_equal_the_python_masks(kind, value):
+    # (control characters never reach a record: the standards refuse them)
+    conn = sqlite3.connect(":memory:")
+    [(masked,)] = conn.execute(f"SELECT {store.mask_sql(kind, ':v')}", {"v": value}).fetchall()
+    assert masked == access.mask(kind, value)
