@@ -352,3 +352,111 @@ def rebuild(db_path):
         count = counts.get(record_type, {"active": 0, "retired": 0})
         click.echo(f"{record_type}: {count['active']:,} current, {count['retired']:,} retired")
     click.echo(f"rebuilt in {time.monotonic() - started:.1f} s")
+
+
+def _user(db, username, roles, what):
+    from . import access, store
+    row = store.get_user(db, username)
+    if row is None or row["disabled"] or row["role"] not in roles:
+        raise click.UsageError(f"{what} must name an active {' or '.join(roles)}: {username}")
+    return access.User.from_row(row)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--type", "record_type", required=True, type=click.Choice(RECORD_TYPES),
+              help="Record type of every row.")
+@click.option("--grid", "grid_code", required=True, metavar="CODE",
+              help="The grid cell (15 digits) the rows belong to.")
+@click.option("--worker", metavar="USER", required=True,
+              help="The worker (or admin) the submissions are recorded as sent by.")
+@click.option("--confirm-by", metavar="USER",
+              help="A supervisor or admin who confirms (and merges) the rows at once.")
+@click.option("--standards", "standards_dir", type=click.Path(file_okay=False),
+              help="A field_standards folder (default: the bundled standards).")
+@db_option
+def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_path):
+    """Import a legacy CSV, XLSX, JSON or JSON Lines FILE as submissions.
+
+    Every row is validated as if a phone had sent it; importing the same file
+    again stores nothing twice. Exit 0 when every row was stored, 1 when some
+    were invalid, 2 on a usage or file error.
+    """
+    from . import access, legacy
+    from .workflow import GridCache
+    db = _open(db_path)
+    if not is_grid_code(grid_code):
+        raise click.UsageError(f"--grid must be a 15-digit grid code, not {grid_code!r}")
+    sender = _user(db, worker, ("worker", "admin"), "--worker")
+    if not access.in_scope(sender, grid_code):
+        raise click.UsageError(f"grid {grid_code} is outside the scope of {worker}")
+    confirmer = None
+    if confirm_by is not None:
+        confirmer = _user(db, confirm_by, ("supervisor", "admin"), "--confirm-by")
+        if not access.in_scope(confirmer, grid_code):
+            raise click.UsageError(f"grid {grid_code} is outside the scope of {confirm_by}")
+    try:
+        standards = load_standards(standards_dir)
+        summary = legacy.import_file(db, standards, GridCache(), file, record_type, grid_code,
+                                     sender, confirmer)
+    except (StandardError, FileError) as exc:
+        raise click.UsageError(str(exc)) from None
+    for row, row_errors in summary.errors:
+        for error in row_errors:
+            click.echo(_printable(f"{file}:{row}: {error['field'] or '-'} [{error['code']}] "
+                                  f"{error['message']}"))
+    click.echo(f"{summary.rows} rows: {summary.accepted} accepted, {summary.duplicate} "
+               f"already imported, {summary.invalid} invalid, {summary.forbidden} forbidden"
+               + (f"; {summary.confirmed} confirmed, {summary.conflict} in conflict"
+                  if confirmer else ""))
+    sys.exit(1 if summary.invalid or summary.forbidden else 0)
+
+
+@main.command()
+@click.option("--note", required=True, help="What this release is for.")
+@db_option
+def release(note, db_path):
+    """Snapshot every master table into a new read-only release file."""
+    from . import access, releases
+    db = _open(db_path)
+    user = access.User(_actor(), "admin", ())
+    made = releases.create(db, db_path, load_standards(), user, note)
+    counts = ", ".join(f"{t} {n:,}" for t, n in made["counts"].items())
+    click.echo(f"release {made['id']}: {counts}")
+    click.echo(str(releases.file_path(db_path, made)))
+
+
+@main.command()
+@click.argument("release_id", metavar="RELEASE")
+@click.argument("record_type", type=click.Choice(RECORD_TYPES))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-",
+              help="File to write (default: stdout).")
+@click.option("--labels", is_flag=True, help="Add the meaning of each code column.")
+@click.option("--masked", is_flag=True,
+              help="Mask personal fields and leave out secret ones, as for an analyst.")
+@db_option
+def export(release_id, record_type, fmt, output, labels, masked, db_path):
+    """Export one table of a release (RELEASE: its id, or `latest`)."""
+    from . import access, releases, store
+    db = _open(db_path)
+    if release_id == "latest":
+        found = store.list_releases(db, limit=1)
+        if not found:
+            raise click.UsageError("there is no release yet: make one with `gridcollect "
+                                   "release --note ...`")
+        made = found[0]
+    else:
+        try:
+            made = releases.get(db, int(release_id))
+        except (ValueError, releases.NotFound):
+            raise click.UsageError(f"no such release: {release_id}") from None
+    # the operator holds the database file: the whole city, masked only if asked
+    user = access.User(_actor(), "analyst", ("",)) if masked else access.User(
+        _actor(), "admin", ())
+    chunks = releases.export(releases.file_path(db_path, made), record_type, fmt, user, labels)
+    stream = click.open_file(output, "wb")
+    with stream:
+        for chunk in chunks:
+            stream.write(chunk)
