@@ -20,6 +20,7 @@ import pytest
 from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, PASSWORD, item, person
 
 from gridcollect.errors import PROBLEMS
+from gridcollect.standards import RECORD_TYPES
 
 API = "/api/v1"
 LOGGED_IN = ("w3", "w4", "sup", "supfar", "analyst", "admin")
@@ -30,6 +31,9 @@ OBJECTS = ("A", "B", "missing")
 MISSING_ID = 987654
 MISSING_GRID = "420502001002999"  # well-formed, in sup's community, not a grid
 MISSING_USER = "nobody"
+# master records (houses: their key is public) in GRID_CODE and GRID_FAR, and one missing
+HOUSES = {"A": f"{GRID_CODE}-001-01-0101", "B": f"{GRID_FAR}-001-01-0101",
+          "missing": f"{GRID_CODE}-999-01-0101"}
 
 # a minimal valid PNG (signature + IHDR + IEND) and JPEG (SOI ... EOI)
 PNG = (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00\x00\x00\x01\x00\x00\x00\x01"
@@ -44,14 +48,33 @@ NEW_PNG = PNG[:-12] + b"\x00\x00\x00\x00IEND\xaeB`\x82\x00"  # a different, stil
 class World:
     ids: dict  # "A" / "B" / "missing" -> submission id
     photos: dict  # "A" / "B" / "missing" -> sha256 on that submission
+    houses: dict = field(default_factory=lambda: dict(HOUSES))  # -> master record key
     grids: dict = field(default_factory=lambda: {"A": GRID_CODE, "B": GRID_FAR,
                                                   "missing": MISSING_GRID})
     users: dict = field(default_factory=lambda: {"A": "w3", "B": "wfar",
                                                   "missing": MISSING_USER})
 
 
+def _houses_and_a_release(app):
+    """Two master records written straight into the store, and release 1 of them."""
+    from gridcollect import access, releases, store
+    runtime = app.extensions["gridcollect"]
+    db = runtime.db()
+    with store.write(db):
+        for seq, obj in enumerate(("A", "B"), start=1):
+            key = HOUSES[obj]
+            store.put_record(db, {
+                "record_type": "house", "key": key, "grid_code": key[:15], "version": 1,
+                "retired": False, "data": {"house_code": key, "address": "某路 1 号",
+                                           "usage": "1"},
+                "created_at": "2026-11-20T10:00:00.000+08:00",
+                "updated_at": "2026-11-20T10:00:00.000+08:00", "seq": seq})
+    releases.create(db, runtime.db_path, runtime.standards,
+                    access.User("admin", "admin", ()), "authz", runtime.release_dir)
+
+
 @pytest.fixture
-def world(login):
+def world(login, app):
     w3, wfar = login("w3"), login("wfar")
     a = w3.submit(item("a", person(1))).json["results"][0]
     b = wfar.submit(item("b", person(2), grid_code=GRID_FAR)).json["results"][0]
@@ -60,6 +83,7 @@ def world(login):
     jpeg = wfar.post(f"{API}/submissions/{b['id']}/photos", data=JPEG,
                      content_type="image/jpeg")
     assert png.status_code == jpeg.status_code == 201, (png.json, jpeg.json)
+    _houses_and_a_release(app)
     return World(ids={"A": a["id"], "B": b["id"], "missing": MISSING_ID},
                  photos={"A": png.json["sha256"], "B": jpeg.json["sha256"],
                          "missing": png.json["sha256"]})
@@ -221,6 +245,48 @@ def check_audit(response, world, obj, caller, client):
     assert {e["action"] for e in response.json["items"]} >= {"submit", "photo_add"}
 
 
+RECORDS_SEEN = {"w3": {"A"}, "w4": set(), "sup": {"A"}, "supfar": {"B"},
+                "analyst": {"A", "B"}, "admin": {"A", "B"}}
+
+
+def check_record_list(response, world, obj, caller, client):
+    assert {r["key"] for r in response.json["items"]} == {
+        world.houses[o] for o in RECORDS_SEEN[caller]}
+
+
+def check_record(response, world, obj, caller, client):
+    assert response.json["key"] == world.houses[obj] and response.json["version"] == 1
+
+
+MONITORED = {"sup": {GRID_CODE, GRID_OTHER}, "supfar": {GRID_FAR},
+             "admin": {GRID_CODE, GRID_OTHER, GRID_FAR}}
+
+
+def check_monitor(response, world, obj, caller, client):
+    assert {r["code"] for r in response.json["items"]} == MONITORED[caller]
+
+
+def check_field_errors(response, world, obj, caller, client):
+    assert response.json == {"items": []}  # nobody sent anything invalid
+
+
+def check_release(response, world, obj, caller, client):
+    assert response.json["id"] >= 1 and response.json["counts"]["house"] == 2
+
+
+def check_release_list(response, world, obj, caller, client):
+    assert [r["id"] for r in response.json["items"]] == [1]
+
+
+def check_dictionary(response, world, obj, caller, client):
+    assert response.json["release"] == 1 and "house" in response.json["tables"]
+
+
+def check_export(response, world, obj, caller, client):
+    text = response.data.decode("utf-8-sig")
+    assert HOUSES["A"] in text and HOUSES["B"] in text  # both in the analyst's district
+
+
 def check_openapi(response, world, obj, caller, client):
     assert response.json["openapi"].startswith("3.")
 
@@ -287,6 +353,33 @@ ROWS = [
         body=lambda world, obj, caller: {"json": {"ids": [world.ids[obj]],
                                                   "action": "confirm"}},
         check=check_bulk),
+    # --- master records ----------------------------------------------------------------
+    Row("/api/v1/records/<record_type>", "GET", only(200, *LOGGED_IN),
+        no_object(f"{API}/records/house"), check=check_record_list, has_object=False),
+    Row("/api/v1/records/<record_type>/<key>", "GET",
+        {"w3": "200 404 404", "w4": "404 404 404", "sup": "200 404 404",
+         "supfar": "404 200 404", "analyst": "200 200 404", "admin": "200 200 404"},
+        lambda world, obj: f"{API}/records/house/{world.houses[obj]}", check=check_record),
+    # --- monitor -------------------------------------------------------------------
+    Row("/api/v1/monitor/grids", "GET", only(200, "sup", "supfar", "admin"),
+        no_object(f"{API}/monitor/grids"), check=check_monitor, has_object=False),
+    Row("/api/v1/monitor/fields", "GET", only(200, "sup", "supfar", "admin"),
+        no_object(f"{API}/monitor/fields"), check=check_field_errors, has_object=False),
+    # --- releases ------------------------------------------------------------------
+    Row("/api/v1/releases", "POST", only(201, "analyst", "admin"),
+        no_object(f"{API}/releases"),
+        body=lambda world, obj, caller: {"json": {"note": "第二次发布"}},
+        check=check_release, has_object=False),
+    Row("/api/v1/releases", "GET", only(200, "analyst", "admin"),
+        no_object(f"{API}/releases"), check=check_release_list, has_object=False),
+    Row("/api/v1/releases/<id:release_id>", "GET", only(200, "analyst", "admin"),
+        no_object(f"{API}/releases/1"), check=check_release, has_object=False),
+    Row("/api/v1/releases/<id:release_id>/dictionary", "GET", only(200, "analyst", "admin"),
+        no_object(f"{API}/releases/1/dictionary"), check=check_dictionary, has_object=False),
+    Row(f"/api/v1/releases/<id:release_id>/tables/<any({', '.join(RECORD_TYPES)}):record_type>"
+        f".<any(csv, json, xlsx):fmt>", "GET", only(200, "analyst", "admin"),
+        no_object(f"{API}/releases/1/tables/house.csv"), check=check_export,
+        has_object=False),
     # --- users (admin) ---------------------------------------------------------------
     Row("/api/v1/users", "GET", only(200, "admin"), no_object(f"{API}/users"),
         check=check_user_list, has_object=False),
