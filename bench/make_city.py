@@ -1,0 +1,746 @@
+"""Build a realistic city database for the benchmarks: Yichang (宜昌), five districts.
+
+    python bench/make_city.py OUT.db        # 1,000,000 persons, 400,000 houses, ...
+    python bench/make_city.py /tmp/small.db --persons 20000 --houses 8000 --orgs 1000 \\
+        --events 1200 --grids 200 --verify  # quick check, ~30 s
+
+Options: --persons 1000000 --houses 400000 --orgs 50000 --events 60000
+--grids 11000 --seed 1; --sample N (records validated per type, default 2000);
+--verify (rebuild a copy and compare). OUT.db must not exist.
+
+Written through the project's own store (``store.connect``, ``store.migrate``,
+``upsert_grids``, ``insert_user``, ``insert_submissions``, ``add_invalid_attempts``),
+with the monitor triggers left on: they keep every figure, as in production.
+
+- grids: 15-digit codes (district 6 + street 3 + community 3 + grid 3) in the real
+  districts 420502 西陵区, 420503 伍家岗区, 420504 点军区, 420505 猇亭区 and 420506
+  夷陵区 (real street names), 6-16 grids per community, each a small GeoJSON box;
+- users: one worker per grid (a second in 20% of grids) scoped to it, ``admin``,
+  ``analyst`` (the five districts) and ``sup-<district>`` per district, all with
+  the password ``bench-Passw0rd-2024`` (scrypt N=16: fast logins, bench only);
+- persons (GB 11643 ID numbers: GB/T 2260 region, real check digit, sex digit
+  matching; a phone for everyone in 420502001002, whose overlay requires it),
+  houses (``<grid>-<bldg>-<unit>-<room>``, located inside the grid box),
+  organisations (GB 32100 codes with both check characters) and events;
+- submissions received 2026-05-06 .. 2026-11-13 (a census in the first two months,
+  then upkeep), collected minutes to days before; about 91% confirmed, the rest
+  pending (mostly the last month), returned (60% corrected by a later submission
+  that names it), rejected, or in conflict (a stale base_version); ~10% of the
+  records updated later (base_version 1, some moving to a neighbouring grid), a
+  few retired; ~5% of submissions follow an invalid attempt, whose errors are the
+  standard's own verdict on a realistically mistyped copy of the record.
+
+Master records and history are what ``merge.apply`` makes of the confirmed
+submissions in review order; merge_seq follows review_at, as in the server. Each
+submission is inserted pending, then reviewed by an UPDATE in that order (what
+``store.set_review`` does), so the triggers count it as the server would. The data
+is generated already normalised; a random sample of each type is validated
+against its effective standard at its receipt time (the build stops on the first
+invalid one). ``--verify`` runs ``workflow.rebuild`` on a copy and checks that the
+records, history and every monitor table come out the same. No audit entries are
+written for submissions and reviews. Prints counts, time per phase and file size.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import datetime
+import itertools
+import json
+import math
+import os
+import pathlib
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+
+import shapely
+from stdnum.iso7064 import mod_11_2
+
+from gridcollect import accounts, ids, merge, store, workflow
+from gridcollect.checks import CHINA
+from gridcollect.grids import Grid
+from gridcollect.standards import load_standards
+
+PASSWORD = "bench-Passw0rd-2024"
+SCRYPT_N = 16
+START = datetime.datetime(2026, 5, 6, tzinfo=CHINA)
+DAYS = 191  # to 2026-11-13
+END = DAYS * 86400.0  # seconds after START; reviews due later are still pending
+CHUNK = 50_000  # rows per write transaction
+OVERLAY = "420502001002"  # its person overlay requires a phone, adds dog_registration
+
+DISTRICTS = [  # code, name, share of grids, density, SW corner (lon, lat), box size (°), streets
+    ("420502", "西陵区", 0.24, 1.4, (111.20, 30.68), 0.0025,
+     ["西陵街道", "学院街道", "云集街道", "西坝街道", "葛洲坝街道", "夜明珠街道", "窑湾街道"]),
+    ("420503", "伍家岗区", 0.22, 1.3, (111.34, 30.60), 0.003,
+     ["大公桥街道", "万寿桥街道", "宝塔河街道", "伍家岗街道", "伍家乡"]),
+    ("420504", "点军区", 0.10, 0.6, (111.02, 30.50), 0.005,
+     ["点军街道", "艾家镇", "桥边镇", "联棚乡", "土城乡"]),
+    ("420505", "猇亭区", 0.09, 0.8, (111.50, 30.42), 0.005, ["古老背街道", "云池街道", "虎牙街道"]),
+    ("420506", "夷陵区", 0.35, 0.8, (111.10, 30.82), 0.006,
+     ["小溪塔街道", "樟村坪镇", "雾渡河镇", "分乡镇", "太平溪镇", "三斗坪镇", "乐天溪镇",
+      "龙泉镇", "鸦鹊岭镇", "黄花镇", "下堡坪乡", "邓村乡"]),
+]
+PLACES = ("桃花岭 夷陵 东山 环城 滨江 锦绣 紫阳 朝阳 胜利 珍珠 白龙 仁和 合益 南湖 北苑 樵湖 "
+          "沙河 车站 花艳 宝塔 万寿 共联 新坝 长江 三峡 平湖 望洲 东湖 西湖 前坪 云湾 龙盘 "
+          "金岸 柏临 杨林 石板 桔城 黄柏 清江 磨基").split()
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
+            "蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹"
+            "薛段雷侯龙史陶黎贺顾毛郝龚邵万覃向汤")
+GIVEN = {"1": "伟强磊军洋勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林阳建国志文",
+         "2": "芳娜敏静丽艳娟霞秀英兰桂梅玉萍红燕琳丹颖慧倩婷雪琴云莉佳欣怡悦婉蓉"}
+MOBILE = [str(p) for p in (*range(130, 140), 150, 151, 152, 155, 156, 157, 158, 159, 166,
+                           176, 177, *range(180, 190), 199)]
+LOCAL = ["420502", "420503", "420504", "420505", "420506", "420525", "420526", "420527",
+         "420528", "420529", "420581", "420582", "420583"]
+NOTES = {"return": ["联系电话与本人不符，请核实后重新提交", "房屋编码有误，请与门牌核对", "姓名有错别字",
+                    "位置偏离实际地址较远，请重新定位", "缺少户籍地信息"],
+         "reject": ["重复采集", "非本网格人员", "信息无法核实", "测试数据"]}
+EVENTS = {"01": ["邻里因噪音发生纠纷", "楼上漏水引发邻里矛盾", "物业费纠纷，业主与物业争执"],
+          "02": ["楼道堆放杂物，存在消防隐患", "电动车在楼道内充电", "老旧电线裸露，存在触电风险"],
+          "03": ["垃圾桶满溢未及时清运", "绿化带内有建筑垃圾", "下水道堵塞污水外溢"],
+          "04": ["小区内电动车电瓶被盗", "夜间有人在路边聚集喧哗"],
+          "05": ["独居老人需要上门送餐服务", "路灯损坏多日未修", "居民反映自来水水压不足"],
+          "99": ["其他需社区协调的事项：共享单车乱停放"]}
+
+
+def at(seconds: float) -> str:
+    """The stored form of a moment, ``seconds`` after START (as clock.iso writes it)."""
+    return (START + datetime.timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
+def split(total: int, weights: list) -> list:
+    """``total`` split in proportion to ``weights`` (integers summing to ``total``)."""
+    shares = [total * w / sum(weights) for w in weights]
+    out = [int(s) for s in shares]
+    for i in sorted(range(len(out)), key=lambda i: out[i] - shares[i])[:total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+# --- grids and users -------------------------------------------------------------------
+
+def make_grids(rng: random.Random, count: int) -> list:
+    """Grid cells over the five districts: dicts with code, name, box, density."""
+    grids = []
+    for district, dname, share, density, (lon0, lat0), size, streets in DISTRICTS:
+        n = (round(count * share) if district != DISTRICTS[-1][0]
+             else count - len(grids))
+        n_streets = max(1, min(len(streets), n // 20))
+        cols, k = max(1, math.ceil(math.sqrt(n))), 0
+        for s, street_n in enumerate(split(n, [rng.uniform(0.6, 1.4)
+                                               for _ in range(n_streets)]), start=1):
+            street, c = streets[s - 1], 0
+            while street_n > 0:
+                c += 1
+                size_c = min(street_n, rng.randint(6, 16))
+                street_n -= size_c
+                place = PLACES[(s * 7 + c) % len(PLACES)] + (
+                    str(c // len(PLACES) + 1) if c > len(PLACES) else "")
+                community = place + ("社区" if street.endswith("街道") else "村")
+                for g in range(1, size_c + 1):
+                    x, y = lon0 + (k % cols) * size, lat0 + (k // cols) * size
+                    k += 1
+                    grids.append({"code": f"{district}{s:03d}{c:03d}{g:03d}",
+                                  "name": f"{street}{community}第{g}网格",
+                                  "address": f"宜昌市{dname}{street}{community}",
+                                  "box": (round(x, 6), round(y, 6), round(x + size, 6),
+                                          round(y + size, 6)),
+                                  "urban": street.endswith("街道"),
+                                  "weight": density * rng.lognormvariate(0, 0.5)})
+    return grids
+
+
+def geometry(grid: dict) -> str:
+    x0, y0, x1, y1 = grid["box"]
+    return json.dumps({"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1],
+                                                           [x0, y1], [x0, y0]]]})
+
+
+def write_grids(db, grids: list):
+    with store.write(db):
+        store.upsert_grids(db, [(g["code"], g["name"], geometry(g)) for g in grids],
+                           at(-30 * 86400))
+
+
+def add_users(db, rng: random.Random, grids: list) -> int:
+    """Workers per grid (``grid["workers"]``), admin, analyst, a supervisor per district."""
+    now = at(-30 * 86400)
+    with store.write(db):
+        for grid in grids:
+            grid["workers"] = [f"w{grid['code']}"] + (
+                [f"w{grid['code']}-2"] if rng.random() < 0.2 else [])
+            for name in grid["workers"]:
+                store.insert_user(db, name, "worker", [grid["code"]],
+                                  accounts.hash_password(PASSWORD, SCRYPT_N), False, now)
+    districts = [d[0] for d in DISTRICTS]
+    people = [("admin", "admin", []), ("analyst", "analyst", districts)] + [
+        (f"sup-{d}", "supervisor", [d]) for d in districts]
+    for name, role, scope in people:
+        accounts.add_user(db, "make_city", name, role, scope, PASSWORD, scrypt_n=SCRYPT_N)
+    return sum(len(g["workers"]) for g in grids) + len(people)
+
+
+# --- records ---------------------------------------------------------------------------
+
+class Records:
+    """Valid, already normalised records: unique national identifiers, in-grid places."""
+
+    def __init__(self, rng: random.Random, standards):
+        self.rng, self.seen = rng, set()
+        self.regions = [code for code, entry in standards.code_tables["gb_t_2260"].codes.items()
+                        if entry.until is None and not code.endswith("00")]
+
+    def point(self, grid) -> dict:
+        x0, y0, x1, y1 = grid["box"]
+        r = self.rng
+        return {"lat": round(y0 + (y1 - y0) * r.uniform(0.05, 0.95), 6),
+                "lon": round(x0 + (x1 - x0) * r.uniform(0.05, 0.95), 6)}
+
+    def id_number(self, birth: datetime.date) -> str:
+        while True:
+            region = (self.rng.choice(LOCAL) if self.rng.random() < 0.75
+                      else self.rng.choice(self.regions))
+            body = f"{region}{birth:%Y%m%d}{self.rng.randrange(1000):03d}"
+            number = body + mod_11_2.calc_check_digit(body)
+            if number not in self.seen:
+                self.seen.add(number)
+                return number
+
+    def name(self, sex: str) -> str:
+        r = self.rng
+        return r.choice(SURNAMES) + "".join(r.choice(GIVEN[sex]) for _ in range(r.choice((1, 2, 2))))
+
+    def phone(self) -> str:
+        return self.rng.choice(MOBILE) + f"{self.rng.randrange(10 ** 8):08d}"
+
+    def houses(self, grid, count: int) -> list:
+        """``count`` houses in buildings of the grid: towers in town, low houses outside."""
+        r, out, bldg = self.rng, [], 0
+        while len(out) < count:
+            bldg += 1
+            floors = r.choice((6, 7, 11, 18, 26, 33)) if grid["urban"] else r.randint(1, 4)
+            units, per_floor = (r.randint(1, 4), r.randint(2, 4)) if grid["urban"] else (1, 1)
+            for unit, floor, k in itertools.product(range(1, units + 1), range(1, floors + 1),
+                                                    range(1, per_floor + 1)):
+                if len(out) == count:
+                    break
+                room = f"{floor:02d}{k:02d}"
+                out.append({
+                    "house_code": f"{grid['code']}-{bldg:03d}-{unit:02d}-{room}",
+                    "address": f"{grid['address']}{bldg}栋{unit}单元{int(room)}室",
+                    "usage": r.choices("12349", (70, 18, 8, 3, 1))[0],
+                    "area": round(r.uniform(38, 160), 2), "floor": floor,
+                    "total_floors": floors, "location": self.point(grid)})
+        return out
+
+    def person(self, grid, houses: list) -> dict:
+        r = self.rng
+        age = min(98.0, abs(r.gauss(40, 22)))
+        birth = (START - datetime.timedelta(days=200 + age * 365.25)).date()
+        number = self.id_number(birth)
+        sex = ids.id_sex(number)
+        adult = age >= 18
+        record = {"id_number": number, "name": self.name(sex), "sex": sex,
+                  "birth_date": birth.isoformat(), "ethnicity": r.choices(("01", "15", "03"),
+                                                                           (90, 9, 1))[0]}
+        if grid["code"].startswith(OVERLAY) or (r.random() < (0.95 if adult else 0.2)):
+            record["phone"] = self.phone()
+        record["residence_type"] = r.choices("124", (80, 18, 2))[0]
+        record["household_region"] = number[:6] if r.random() < 0.8 else grid["code"][:6]
+        if houses:
+            house = r.choice(houses)
+            record["house_code"] = house["house_code"]
+            if adult and "owner_id_number" not in house and r.random() < 0.7:
+                house["owner_id_number"], house["owner_name"] = number, record["name"]
+        record["relationship"] = (r.choice(("02", "10", "50", "70")) if adult
+                                  else "20" if sex == "1" else "30")
+        record["education"] = (r.choice(("21", "31", "41", "61", "71", "81", "14"))
+                               if adult else "80")
+        record["marital_status"] = (r.choices(("20", "10", "30", "40"), (70, 15, 9, 6))[0]
+                                    if age >= 22 else "10")
+        record["political_status"] = (r.choices(("13", "01", "03"), (82, 10, 8))[0]
+                                      if adult else "13")
+        groups = [g for g, p in (("独居老人", 0.12 * (age > 70)), ("低保对象", 0.02),
+                                 ("残疾人", 0.03), ("退役军人", 0.04 * adult * (sex == "1")),
+                                 ("留守儿童", 0.03 * (age < 14))) if r.random() < p]
+        if groups:
+            record["special_groups"] = groups
+        if grid["code"].startswith(OVERLAY) and r.random() < 0.1:
+            record["dog_registration"] = f"YC-{r.randint(2019, 2025)}-{r.randrange(10 ** 6):06d}"
+        return record
+
+    def uscc(self, district: str) -> str:
+        r = self.rng
+        while True:
+            authority = r.choices(("91", "92", "93", "12", "51", "52"), (80, 9, 2, 3, 2, 4))[0]
+            body = ("MA" + "".join(r.choice(ids.USCC_ALPHABET) for _ in range(6))
+                    if r.random() < 0.6 else f"{r.randrange(10 ** 8):08d}")
+            head = f"{authority}{district}{body}{ids.org_code_check_character(body)}"
+            code = head + ids.uscc_check_character(head)
+            if code not in self.seen:
+                self.seen.add(code)
+                return code
+
+    def organization(self, grid) -> dict:
+        r = self.rng
+        rep_sex = r.choice("12")
+        birth = (START - datetime.timedelta(days=r.randint(25 * 365, 65 * 365))).date()
+        kind = r.choice(("建材有限公司", "便利店", "餐饮店", "物业服务有限公司", "商贸有限公司",
+                         "汽车维修部", "药房", "幼儿园", "农民专业合作社", "科技有限公司"))
+        return {"uscc": self.uscc(grid["code"][:6]),
+                "name": f"宜昌{r.choice(PLACES)}{r.choice(('鑫达', '华润', '恒信', '三峡', '兴旺'))}{kind}",
+                "legal_rep_name": self.name(rep_sex),
+                "legal_rep_id_number": self.id_number(birth),
+                "address": f"{grid['address']}{r.randint(1, 300)}号",
+                "employees": int(r.lognormvariate(1.6, 1.1)),
+                "phone": self.phone() if r.random() < 0.5 else f"0717{r.choice('3456')}"
+                                                              f"{r.randrange(10 ** 6):06d}",
+                "location": self.point(grid)}
+
+    def event(self, grid, collected: float) -> dict:
+        r = self.rng
+        kind = r.choices(list(EVENTS), (20, 25, 25, 8, 20, 2))[0]
+        record = {"event_type": kind, "description": r.choice(EVENTS[kind]),
+                  "occurred_at": (START + datetime.timedelta(
+                      seconds=int(collected - r.uniform(600, 3 * 86400)))).isoformat()}
+        if r.random() < 0.8:
+            record["urgency"] = r.choices("123", (80, 17, 3))[0]
+        record["location"] = self.point(grid)
+        return record
+
+    def mistyped(self, record_type: str, data: dict, other_grid: str) -> dict:
+        """A copy with one of the mistakes grid workers make."""
+        r, bad = self.rng, dict(data)
+        if record_type == "person":
+            choice = r.randrange(7)
+            if choice == 0:
+                n = bad["id_number"]
+                bad["id_number"] = n[:-1] + ("0" if n[-1] != "0" else "1")
+            elif choice == 1:
+                bad["sex"] = "2" if bad["sex"] == "1" else "1"
+            elif choice == 2:
+                bad["birth_date"] = bad["birth_date"][:8] + "31" if bad["birth_date"][5:7] in (
+                    "02", "04", "06", "09", "11") else bad["birth_date"][:4] + "-13-01"
+            elif choice == 3:
+                bad["ethnicity"] = "57"
+            elif choice == 4:
+                bad["phone"] = self.phone()[:10]
+            elif choice == 5:
+                del bad["name"]
+            else:
+                bad["household_region"] = "420599"
+        elif record_type == "house":
+            choice = r.randrange(4)
+            if choice == 0:
+                bad["house_code"] = other_grid + bad["house_code"][15:]
+            elif choice == 1:
+                bad["location"] = {"lat": bad["location"]["lat"] + 0.05,
+                                   "lon": bad["location"]["lon"]}
+            elif choice == 2:
+                bad["floor"] = bad["total_floors"] + 1
+            else:
+                bad["usage"] = "7"
+        elif record_type == "organization":
+            choice = r.randrange(3)
+            if choice == 0:
+                u = bad["uscc"]
+                bad["uscc"] = u[:-1] + ("0" if u[-1] != "0" else "1")
+            elif choice == 1:
+                bad["phone"] = "0717-12345"
+            else:
+                del bad["address"]
+        else:
+            choice = r.randrange(3)
+            if choice == 0:
+                bad["description"] = "漏水"
+            elif choice == 1:
+                bad["occurred_at"] = "2062" + bad["occurred_at"][4:]
+            else:
+                bad["event_type"] = "07"
+        return bad
+
+
+# --- the campaign ----------------------------------------------------------------------
+
+class Campaign:
+    """Submissions (dicts with the store's columns plus plan keys starting with _)."""
+
+    def __init__(self, rng, standards, grids):
+        self.rng, self.standards, self.grids = rng, standards, grids
+        self.by_code = {g["code"]: g for g in grids}
+        self.subs, self.invalid = [], []
+        self._versions = {}
+
+    def version(self, record_type, grid_code) -> str:
+        key = record_type, grid_code[:12]
+        if key not in self._versions:
+            self._versions[key] = self.standards.effective(record_type, grid_code).version
+        return self._versions[key]
+
+    def add(self, record_type, grid, data, collected, action="upsert", base_version=None,
+            replaces=None, outcome=None) -> dict | None:
+        """A submission collected at ``collected`` (seconds after START); None when it
+        would arrive after the end. Its review outcome and time are drawn here."""
+        r = self.rng
+        received = collected + (r.expovariate(1 / 1200) if r.random() < 0.9
+                                else r.uniform(86400, 3 * 86400))  # offline for days
+        if received >= END:
+            return None
+        if outcome is None:
+            outcome = r.choices(("confirm", "return", "reject", None), (915, 25, 15, 45))[0]
+            if outcome is None and r.random() < 0.9:  # the backlog: mostly last month's
+                received = max(received, END - r.uniform(0, 30 * 86400))
+                collected = min(collected, received - 60)
+        review = received + min(45 * 86400, r.lognormvariate(math.log(20 * 3600), 1.1))
+        key = self.standards.effective(record_type, grid["code"]).natural_key
+        sub = {"worker": r.choice(grid["workers"]),
+               "client_id": str(uuid.UUID(int=r.getrandbits(128), version=4)),
+               "record_type": record_type, "grid_code": grid["code"], "action": action,
+               "natural_key": data[key] if key else None, "data": data,
+               "collected_at": collected, "received_at": received,
+               "standard_version": self.version(record_type, grid["code"]),
+               "base_version": base_version, "_replaces": replaces,
+               "_outcome": outcome, "_review": review}
+        self.subs.append(sub)
+        if action == "upsert" and r.random() < 0.05:
+            self.invalid.append((sub, received - r.uniform(60, 1800)))
+        return sub
+
+    def day_time(self, census: bool) -> float:
+        """A working-hours moment: the census fills the first 60 days, upkeep all."""
+        day = self.rng.randrange(60 if census else DAYS)
+        return day * 86400 + self.rng.uniform(8.5, 18) * 3600
+
+    def follow_ups(self, records: Records, sub: dict, houses: dict):
+        """Corrections of a returned submission; updates and retirements of a record."""
+        r, grid = self.rng, self.by_code[sub["grid_code"]]
+        done = sub["_review"]
+        if done >= END:
+            return
+        if sub["_outcome"] == "return" and r.random() < 0.6:
+            fixed = dict(sub["data"])
+            if "phone" in fixed and fixed.get("id_number"):
+                fixed["phone"] = records.phone()
+            self.add(sub["record_type"], grid, fixed, done + r.uniform(1800, 5 * 86400),
+                     replaces=sub)
+        if sub["_outcome"] != "confirm" or sub["record_type"] == "event":
+            return
+        if r.random() < 0.14:
+            grid2 = grid  # now and then a person moves to the next grid of the community
+            if sub["record_type"] == "person" and r.random() < 0.08:
+                grid2 = self.by_code.get(f"{grid['code'][:12]}{int(grid['code'][12:]) + 1:03d}",
+                                         grid)
+            data = self.changed(records, sub["record_type"], sub["data"], grid2, houses)
+            first = self.add(sub["record_type"], grid2, data, done + r.uniform(86400, 150 * 86400),
+                             base_version=1)
+            if first and first["_outcome"] == "confirm" and first["_review"] < END \
+                    and r.random() < 0.15:  # and once more, now and then from a stale copy
+                data = self.changed(records, sub["record_type"], data, grid2, houses)
+                self.add(sub["record_type"], grid2, data, first["_review"] + r.uniform(
+                    86400, 30 * 86400), base_version=1 if r.random() < 0.1 else 2)
+        elif sub["record_type"] in ("person", "organization") and r.random() < 0.007:
+            key = sub["natural_key"]
+            self.add(sub["record_type"], grid, {("id_number" if sub["record_type"] == "person"
+                                                 else "uscc"): key},
+                     done + r.uniform(86400, 120 * 86400), action="retire")
+
+    def changed(self, records: Records, record_type, data, grid, houses) -> dict:
+        """The record as a later visit finds it (a full record, as phones send it)."""
+        r, new = self.rng, dict(data)
+        if record_type == "person":
+            if "phone" in new or r.random() < 0.5:
+                new["phone"] = records.phone()
+            if r.random() < 0.3:
+                new["marital_status"] = r.choice(("20", "30", "40"))
+            if houses.get(grid["code"]) and ("house_code" not in new
+                                             or new["house_code"][:15] != grid["code"]):
+                new["house_code"] = r.choice(houses[grid["code"]])["house_code"]
+            if r.random() < 0.2:
+                new["special_groups"] = sorted(set(new.get("special_groups", [])) | {"失业人员"})
+        elif record_type == "house":
+            new["usage"] = r.choice("1234")
+            if r.random() < 0.3:
+                new["owner_id_number"] = records.id_number(
+                    (START - datetime.timedelta(days=r.randint(9000, 25000))).date())
+                new["owner_name"] = records.name(ids.id_sex(new["owner_id_number"]))
+        else:
+            new["employees"] = max(0, new["employees"] + r.randint(-3, 8))
+            new["phone"] = records.phone()
+        return new
+
+
+def plan(args, rng, standards, grids) -> Campaign:
+    records, campaign = Records(rng, standards), Campaign(rng, standards, grids)
+    cum = list(itertools.accumulate(g["weight"] for g in grids))
+
+    def allot(n):  # grid index per record, by grid weight
+        return [bisect.bisect_left(cum, rng.random() * cum[-1]) for _ in range(n)]
+
+    houses = {}
+    for index, n in sorted(_count(allot(args.houses)).items()):
+        houses[grids[index]["code"]] = records.houses(grids[index], n)
+    persons = [(grids[i], records.person(grids[i], houses.get(grids[i]["code"], [])))
+               for i in allot(args.persons)]
+    creates = ([("person", g, d) for g, d in persons]
+               + [("house", g, d) for g in grids for d in houses.get(g["code"], [])]
+               + [("organization", grids[i], records.organization(grids[i]))
+                  for i in allot(args.orgs)])
+    for record_type, grid, data in creates:
+        campaign.add(record_type, grid, data, campaign.day_time(rng.random() < 0.6))
+    for i in allot(args.events):
+        moment = campaign.day_time(False)
+        campaign.add("event", grids[i], records.event(grids[i], moment), moment)
+    for sub in list(campaign.subs):
+        campaign.follow_ups(records, sub, houses)
+    campaign.records = records
+    return campaign
+
+
+def _count(values) -> dict:
+    out = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def review(campaign: Campaign) -> tuple:
+    """Ids in order of receipt, then every review in time order through merge.apply:
+    ``(records by key, history rows in merge order)``; states set on the submissions."""
+    subs = campaign.subs
+    subs.sort(key=lambda s: s["received_at"])
+    for sid, sub in enumerate(subs, start=1):
+        sub["id"], sub["state"] = sid, "pending"
+        sub["merge_seq"] = sub["conflict"] = sub["review_by"] = sub["review_at"] = None
+        sub["review_note"] = None
+    for sub in subs:  # times in the stored form, once ids follow them
+        sub["replaces"] = sub["_replaces"]["id"] if sub["_replaces"] else None
+        sub["collected_at"], sub["received_at"] = at(sub["collected_at"]), at(sub["received_at"])
+    records, history, seq = {}, [], 0
+    due = sorted((s for s in subs if s["_outcome"] and s["_review"] < END),
+                 key=lambda s: (s["_review"], s["id"]))
+    for sub in due:
+        by, when = f"sup-{sub['grid_code'][:6]}", at(sub["_review"])
+        sub["review_by"], sub["review_at"] = by, when
+        if sub["_outcome"] != "confirm":
+            sub["state"] = {"return": "returned", "reject": "rejected"}[sub["_outcome"]]
+            sub["review_note"] = campaign.rng.choice(NOTES[sub["_outcome"]])
+            continue
+        key = sub["record_type"], merge.record_key(sub)
+        outcome = merge.apply(records.get(key), sub, seq + 1, by, when)
+        if outcome.conflict:
+            sub["state"], sub["conflict"] = "conflict", outcome.conflict
+            continue
+        seq += 1
+        sub["state"], sub["merge_seq"] = "confirmed", seq
+        if outcome.changed:
+            records[key] = outcome.record
+            history.append(tuple(store._json(v) if c == "changes" else v
+                                 for c, v in ((c, outcome.history[c])
+                                              for c in store.HISTORY_COLUMNS)))
+    return records, history, due
+
+
+# --- checks and writing ----------------------------------------------------------------
+
+def validate_sample(campaign: Campaign, per_type: int) -> int:
+    """Validate up to ``per_type`` stored submissions of each type (and every one in the
+    overlay community, up to the same number) at their receipt time."""
+    rng, grid_objects, checked = random.Random(7), {}, 0
+    upserts = [s for s in campaign.subs if s["action"] == "upsert"]
+    overlay = [s for s in upserts if s["grid_code"].startswith(OVERLAY)
+               and s["record_type"] == "person"]
+    for record_type in ("person", "house", "organization", "event"):
+        group = [s for s in upserts if s["record_type"] == record_type]
+        sample = rng.sample(group, min(per_type, len(group)))
+        if record_type == "person":
+            sample += overlay[:per_type]
+        for sub in sample:
+            code = sub["grid_code"]
+            if code not in grid_objects:
+                g = campaign.by_code[code]
+                grid_objects[code] = Grid(code, g["name"], shapely.from_geojson(geometry(g)))
+            standard = campaign.standards.effective(record_type, code)
+            now = datetime.datetime.fromisoformat(sub["received_at"])
+            result = standard.validate(sub["data"], grid_objects[code], now)
+            if not result.valid or result.document != sub["data"]:
+                raise SystemExit(f"generated {record_type} is not valid or not normalised: "
+                                 f"{result.as_dict()} {sub['data']} -> {result.document}")
+            if sub["standard_version"] != standard.version:
+                raise SystemExit(f"standard version {sub['standard_version']} != "
+                                 f"{standard.version}")
+            checked += 1
+    return checked
+
+
+def invalid_attempts(campaign: Campaign) -> list:
+    """The invalid attempts before some submissions, with the standard's own errors."""
+    rows, grid_objects = [], {}
+    for sub, moment in sorted(campaign.invalid, key=lambda x: x[1]):
+        code, record_type = sub["grid_code"], sub["record_type"]
+        if code not in grid_objects:
+            g = campaign.by_code[code]
+            grid_objects[code] = Grid(code, g["name"], shapely.from_geojson(geometry(g)))
+        other = code  # another grid, for a house code copied from the wrong cell
+        while other == code:
+            other = campaign.rng.choice(campaign.grids)["code"]
+        bad = campaign.records.mistyped(record_type, sub["data"], other)
+        result = campaign.standards.effective(record_type, code).validate(
+            bad, grid_objects[code], START + datetime.timedelta(seconds=moment))
+        assert not result.valid, (record_type, bad)
+        rows.append({"worker": sub["worker"], "client_id": sub["client_id"],
+                     "record_type": record_type, "grid_code": code, "at": at(moment),
+                     "errors": [e.as_dict() for e in result.errors]})
+    return rows
+
+
+def chunked(rows, size=CHUNK):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def write(db, campaign: Campaign, records: dict, history: list, due: list, attempts: list,
+          timings: dict):
+    t = time.perf_counter()
+    for part in chunked(campaign.subs):  # all pending first, in id order
+        with store.write(db):
+            store.insert_submissions(db, [{**s, "state": "pending"} for s in part])
+    last = db.execute("SELECT max(id), count(*) FROM submissions").fetchone()
+    assert tuple(last) == (len(campaign.subs),) * 2, last
+    timings["insert submissions"] = time.perf_counter() - t
+    t = time.perf_counter()
+    reviews = [(s["state"], s["review_by"], s["review_at"], s["review_note"], s["merge_seq"],
+                None if s["conflict"] is None else store._json(s["conflict"]), s["id"])
+               for s in due]
+    for part in chunked(reviews):  # what store.set_review does, in review order
+        with store.write(db):
+            db.conn.executemany(
+                "UPDATE submissions SET state = ?, review_by = ?, review_at = ?,"
+                " review_note = ?, merge_seq = ?, conflict = ? WHERE id = ? AND state = 'pending'",
+                part)
+    timings["review submissions"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = [tuple(store._json(r[c]) if c == "data" else int(r[c]) if c == "retired" else r[c]
+                  for c in store.RECORD_COLUMNS) for _, r in sorted(records.items())]
+    for part in chunked(rows):
+        with store.write(db):
+            db.conn.executemany(f"INSERT INTO records ({', '.join(store.RECORD_COLUMNS)})"
+                                f" VALUES ({', '.join('?' * len(store.RECORD_COLUMNS))})", part)
+    for part in chunked(history):
+        with store.write(db):
+            db.conn.executemany(f"INSERT INTO record_history ({', '.join(store.HISTORY_COLUMNS)})"
+                                f" VALUES ({', '.join('?' * len(store.HISTORY_COLUMNS))})", part)
+    timings["insert records and history"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for part in chunked(attempts):
+        with store.write(db):
+            store.add_invalid_attempts(db, part)
+    timings["insert invalid attempts"] = time.perf_counter() - t
+
+
+COMPARED = {  # the same after a rebuild; a monitor_records row at 0 equals a missing one
+    "records": "SELECT * FROM records ORDER BY record_type, key",
+    "record_history": "SELECT * FROM record_history ORDER BY seq",
+    "monitor_areas": "SELECT * FROM monitor_areas ORDER BY area",
+    "monitor_review_times": "SELECT area, seconds FROM monitor_review_times ORDER BY 1, 2",
+    "monitor_records": "SELECT * FROM monitor_records WHERE active != 0 ORDER BY 1, 2",
+    "monitor_workers": "SELECT * FROM monitor_workers ORDER BY 1, 2",
+    "monitor_field_errors": "SELECT * FROM monitor_field_errors ORDER BY 1, 2, 3, 4",
+}
+
+
+def verify(path: pathlib.Path) -> float:
+    """Rebuild a copy with workflow.rebuild; every table in COMPARED must be unchanged.
+    Returns the rebuild's time."""
+    with tempfile.TemporaryDirectory(prefix="make-city-", dir=path.parent) as tmp:
+        copy_path = pathlib.Path(tmp) / "copy.db"
+        source = sqlite3.connect(path)
+        target = sqlite3.connect(copy_path)
+        source.backup(target)
+        source.close()
+        target.close()
+        copy = store.connect(copy_path)
+        t = time.perf_counter()
+        workflow.rebuild(copy)
+        elapsed = time.perf_counter() - t
+        original = sqlite3.connect(path)
+        for table, sql in COMPARED.items():
+            a, b = original.execute(sql), copy.conn.execute(sql)
+            for n, (x, y) in enumerate(itertools.zip_longest(a, b)):
+                if x != y:
+                    raise SystemExit(f"--verify: {table} differs after rebuild at row {n}: "
+                                     f"{x} != {y}")
+        original.close()
+        copy.close()
+    return elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=pathlib.Path)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--houses", type=int, default=400_000)
+    parser.add_argument("--orgs", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--grids", type=int, default=11_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=2000, help="records validated per type")
+    parser.add_argument("--verify", action="store_true",
+                        help="rebuild a copy and check records, history and monitor figures")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        parser.error(f"{args.out} exists")
+    started = time.perf_counter()
+    timings = {}
+    rng = random.Random(args.seed)
+    standards = load_standards()
+    db = store.connect(args.out)
+    db.execute("PRAGMA cache_size = -1000000")  # 1 GB of page cache for the bulk load
+    store.migrate(db, at(-30 * 86400))
+    grids = make_grids(rng, args.grids)
+    write_grids(db, grids)
+    users = add_users(db, rng, grids)
+    timings["grids and users"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    campaign = plan(args, rng, standards, grids)
+    records, history, due = review(campaign)
+    timings["generate and merge"] = time.perf_counter() - t
+    t = time.perf_counter()
+    checked = validate_sample(campaign, args.sample)
+    attempts = invalid_attempts(campaign)
+    timings["validate sample, invalid attempts"] = time.perf_counter() - t
+    write(db, campaign, records, history, due, attempts, timings)
+    t = time.perf_counter()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    timings["checkpoint"] = time.perf_counter() - t
+    total = time.perf_counter() - started
+
+    states = _count(s["state"] for s in campaign.subs)
+    kinds = _count(s["record_type"] for s in campaign.subs)
+    versions = _count(r["record_type"] for r in records.values() if r["version"] > 1)
+    retired = sum(r["retired"] for r in records.values())
+    keyed = sum(1 for r in records.values() if r["record_type"] != "event")
+    print(f"{args.out}: {len(grids):,} grids, {users:,} users, {len(campaign.subs):,} "
+          f"submissions {dict(sorted(kinds.items()))}")
+    print(f"  states: {dict(sorted(states.items()))}; {len(attempts):,} invalid attempts "
+          f"({len(attempts) / len(campaign.subs):.1%})")
+    print(f"  {len(records):,} master records ({retired:,} retired), {len(history):,} history "
+          f"rows; {sum(versions.values()) / keyed:.1%} of keyed records have > 1 version")
+    print(f"  {checked:,} submissions validated against their effective standard: all valid")
+    print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    size = args.out.stat().st_size
+    print(f"built in {total:.0f} s ({total / 60:.1f} min); {size / 2 ** 20:,.0f} MB")
+    if args.verify:
+        elapsed = verify(args.out)
+        print(f"--verify: workflow.rebuild of a copy took {elapsed:.1f} s and reproduced "
+              f"records, history and every monitor table")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
