@@ -995,7 +995,7 @@ _CSV = ("CASE WHEN {v} IS NULL THEN '' WHEN typeof({v}) != 'text' THEN {v}"
 
 
 def mask_sql(kind: str, value: str) -> str:
-    return "(" + _MASKS[kind].format(v=value) + ")"
+    return f"(CASE WHEN {value} IS NULL THEN NULL ELSE {_MASKS[kind].format(v=value)} END)"
 
 
 def _cell_sql(column, kind, mask, code_table, fmt) -> str:
