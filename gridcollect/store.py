@@ -135,13 +135,30 @@ def _m2_login_attempts_in_flight(db):
 
 # Monitoring figures are kept per area: a grid, and each of its community, street,
 # district and the whole city ("") — so any roll-up is one indexed lookup.
-_AREAS = ("SELECT substr({g}, 1, 6) AS area UNION ALL SELECT substr({g}, 1, 9)"
-          " UNION ALL SELECT substr({g}, 1, 12) UNION ALL SELECT {g} UNION ALL SELECT ''")
+def _areas(grid: str) -> list:
+    """The areas a grid code counts in: its district, street, community, itself, the city."""
+    return [f"substr({grid}, 1, 6)", f"substr({grid}, 1, 9)", f"substr({grid}, 1, 12)", grid,
+            "''"]
+
+
+def _area_list(grid: str) -> str:
+    return ", ".join(_areas(grid))
+
+
+def _area_rows(grid: str, *values) -> str:
+    """VALUES rows ``(area, *values)``, one per area the grid counts in."""
+    rest = "".join(", " + v for v in values)
+    return ", ".join(f"({area}{rest})" for area in _areas(grid))
+
+
 _STATE_COLUMNS = ("pending", "confirmed", "rejected", "returned", "conflict")
 _LEVELS = (0, 6, 9, 12, 15)  # city, district, street, community, grid
 # review time: from receipt to the review that settled it (a conflict is not settled)
 _RESOLVED = "{s}.state IN ('confirmed', 'rejected', 'returned')"
-_REVIEW_SECONDS = "round((julianday({s}.review_at) - julianday({s}.received_at)) * 86400, 3)"
+# kept as a histogram to three significant figures (60, 185, 1230, 0.004 s): a median
+# as exact as anyone reads it, and a review adds to a handful of counters, not rows
+_REVIEW_SECONDS = ("CAST(printf('%.3g', (julianday({s}.review_at) - julianday({s}.received_at))"
+                   " * 86400) AS REAL)")
 
 
 def _m3_master_records_monitor_releases(db):
@@ -181,8 +198,8 @@ def _m3_master_records_monitor_releases(db):
             {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _STATE_COLUMNS)},
             invalid_attempts INTEGER NOT NULL DEFAULT 0, reviewed INTEGER NOT NULL DEFAULT 0,
             last_activity TEXT) WITHOUT ROWID""")
-    db.execute("CREATE TABLE monitor_review_times (area TEXT NOT NULL, seconds REAL NOT NULL)")
-    db.execute("CREATE INDEX monitor_review_times_area ON monitor_review_times(area, seconds)")
+    db.execute("CREATE TABLE monitor_review_times (area TEXT NOT NULL, seconds REAL NOT NULL,"
+               " count INTEGER NOT NULL, PRIMARY KEY (area, seconds)) WITHOUT ROWID")
     db.execute("""
         CREATE TABLE monitor_records (
             area TEXT NOT NULL, record_type TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0,
@@ -201,16 +218,16 @@ def _m3_master_records_monitor_releases(db):
     # any activity is listed too, with zeros (the first thing a supervisor looks for)
     db.execute(f"""
         CREATE TRIGGER monitor_grid_insert AFTER INSERT ON grids BEGIN
-          INSERT INTO monitor_areas (area) SELECT area FROM ({_AREAS.format(g="NEW.code")})
-            WHERE 1 ON CONFLICT DO NOTHING;
+          INSERT INTO monitor_areas (area) VALUES {_area_rows("NEW.code")}
+            ON CONFLICT DO NOTHING;
         END""")
     states = ", ".join(f"{c} = {c} + (NEW.state = '{c}') - (OLD.state = '{c}')"
                        for c in _STATE_COLUMNS)
     db.execute(f"""
         CREATE TRIGGER monitor_submission_insert AFTER INSERT ON submissions BEGIN
           INSERT INTO monitor_areas (area, submitted, pending, last_activity)
-            SELECT area, 1, NEW.state = 'pending', NEW.received_at
-            FROM ({_AREAS.format(g="NEW.grid_code")}) WHERE 1
+            VALUES {_area_rows("NEW.grid_code", "1", "NEW.state = 'pending'",
+                               "NEW.received_at")}
             ON CONFLICT (area) DO UPDATE SET submitted = submitted + 1,
               pending = pending + (NEW.state = 'pending'),
               last_activity = max(coalesce(last_activity, ''), NEW.received_at);
@@ -226,16 +243,21 @@ def _m3_master_records_monitor_releases(db):
             reviewed = reviewed + ({_RESOLVED.format(s="NEW")}
                                    AND OLD.state IN ('pending', 'conflict')),
             last_activity = max(coalesce(last_activity, ''), coalesce(NEW.review_at, ''))
-          WHERE area IN ({_AREAS.format(g="NEW.grid_code")});
-          INSERT INTO monitor_review_times (area, seconds)
-            SELECT area, {_REVIEW_SECONDS.format(s="NEW")}
-            FROM ({_AREAS.format(g="NEW.grid_code")})
-            WHERE {_RESOLVED.format(s="NEW")} AND OLD.state IN ('pending', 'conflict');
+          WHERE area IN ({_area_list("NEW.grid_code")});
+        END""")
+    db.execute(f"""
+        CREATE TRIGGER monitor_review_time AFTER UPDATE OF state ON submissions
+        WHEN {_RESOLVED.format(s="NEW")} AND OLD.state IN ('pending', 'conflict') BEGIN
+          INSERT INTO monitor_review_times (area, seconds, count)
+            SELECT area.column1, review.seconds, 1
+            FROM (SELECT {_REVIEW_SECONDS.format(s="NEW")} AS seconds) review,
+                 (VALUES {_area_rows("NEW.grid_code")}) area WHERE 1
+            ON CONFLICT DO UPDATE SET count = count + 1;
         END""")
     db.execute(f"""
         CREATE TRIGGER monitor_invalid_attempt AFTER INSERT ON invalid_attempts BEGIN
           INSERT INTO monitor_areas (area, invalid_attempts, last_activity)
-            SELECT area, 1, NEW.at FROM ({_AREAS.format(g="NEW.grid_code")}) WHERE 1
+            VALUES {_area_rows("NEW.grid_code", "1", "NEW.at")}
             ON CONFLICT (area) DO UPDATE SET invalid_attempts = invalid_attempts + 1,
               last_activity = max(coalesce(last_activity, ''), NEW.at);
           INSERT INTO monitor_workers (grid_code, worker, invalid_attempts, last_activity)
@@ -243,9 +265,9 @@ def _m3_master_records_monitor_releases(db):
             ON CONFLICT DO UPDATE SET invalid_attempts = invalid_attempts + 1,
               last_activity = max(coalesce(last_activity, ''), NEW.at);
           INSERT INTO monitor_field_errors (area, record_type, field, code, count)
-            SELECT a.area, NEW.record_type, json_extract(e.value, '$.field'),
+            SELECT a.column1, NEW.record_type, json_extract(e.value, '$.field'),
                    json_extract(e.value, '$.code'), 1
-            FROM json_each(NEW.errors) e, ({_AREAS.format(g="NEW.grid_code")}) a WHERE 1
+            FROM json_each(NEW.errors) e, (VALUES {_area_rows("NEW.grid_code")}) a WHERE 1
             ON CONFLICT DO UPDATE SET count = count + 1;
         END""")
     for event, sign, row in (("INSERT", "+", "NEW"), ("DELETE", "-", "OLD")):
@@ -253,8 +275,7 @@ def _m3_master_records_monitor_releases(db):
             CREATE TRIGGER monitor_record_{event.lower()} AFTER {event} ON records
             WHEN NOT {row}.retired BEGIN
               INSERT INTO monitor_records (area, record_type, active)
-                SELECT area, {row}.record_type, {sign}1
-                FROM ({_AREAS.format(g=f"{row}.grid_code")}) WHERE 1
+                VALUES {_area_rows(f"{row}.grid_code", f"{row}.record_type", f"{sign}1")}
                 ON CONFLICT DO UPDATE SET active = active {sign} 1;
             END""")
     db.execute(f"""
@@ -262,10 +283,10 @@ def _m3_master_records_monitor_releases(db):
         WHEN OLD.grid_code != NEW.grid_code OR OLD.retired != NEW.retired BEGIN
           UPDATE monitor_records SET active = active - 1
             WHERE NOT OLD.retired AND record_type = OLD.record_type
-              AND area IN ({_AREAS.format(g="OLD.grid_code")});
+              AND area IN ({_area_list("OLD.grid_code")});
           INSERT INTO monitor_records (area, record_type, active)
-            SELECT area, NEW.record_type, 1 FROM ({_AREAS.format(g="NEW.grid_code")})
-            WHERE NOT NEW.retired
+            SELECT area.column1, NEW.record_type, 1
+            FROM (VALUES {_area_rows("NEW.grid_code")}) area WHERE NOT NEW.retired
             ON CONFLICT DO UPDATE SET active = active + 1;
         END""")
     recount_monitor(db)
@@ -292,9 +313,9 @@ def recount_monitor(db):
             ON CONFLICT (area) DO UPDATE SET invalid_attempts = excluded.invalid_attempts,
               last_activity = max(coalesce(last_activity, ''), excluded.last_activity)""")
         db.execute(f"""
-            INSERT INTO monitor_review_times (area, seconds)
-            SELECT {area}, {_REVIEW_SECONDS.format(s="s")} FROM submissions s
-            WHERE {_RESOLVED.format(s="s")}""")
+            INSERT INTO monitor_review_times (area, seconds, count)
+            SELECT {area}, {_REVIEW_SECONDS.format(s="s")}, count(*) FROM submissions s
+            WHERE {_RESOLVED.format(s="s")} GROUP BY 1, 2""")
         db.execute(f"""
             INSERT INTO monitor_records (area, record_type, active)
             SELECT {area}, record_type, count(*) FROM records WHERE NOT retired
@@ -595,15 +616,17 @@ def awaiting_correction(db, worker) -> dict:
     return {(record_type, key): sid for record_type, key, sid in rows}
 
 
-def set_review(db, submission_id, was, state, by, at, note, merge_seq=None, conflict=None):
-    """Record a review of a submission in state ``was`` (the caller holds the write lock
-    and has just read it): its new state, and its merge order or conflict."""
-    updated = db.execute(
+def set_reviews(db, reviews: list):
+    """Record reviews ``(id, state it was in, new state, by, at, note, merge_seq,
+    conflict)``; the caller holds the write lock and has just read those states."""
+    if not reviews:
+        return
+    cursor = db.conn.executemany(
         "UPDATE submissions SET state = ?, review_by = ?, review_at = ?, review_note = ?,"
         " merge_seq = ?, conflict = ? WHERE id = ? AND state = ?",
-        [state, by, at, note, merge_seq, None if conflict is None else _json(conflict),
-         submission_id, was]).rowcount
-    assert updated == 1, "reviewed outside the write lock"
+        [(state, by, at, note, merge_seq, None if conflict is None else _json(conflict), sid,
+          was) for sid, was, state, by, at, note, merge_seq, conflict in reviews])
+    assert cursor.rowcount == len(reviews), "reviewed outside the write lock"
 
 
 def last_merge_seq(db) -> int:
@@ -639,20 +662,35 @@ def get_record(db, record_type: str, key: str) -> dict | None:
     return None if row is None else _record(row)
 
 
-def put_record(db, record: dict):
-    values = [_json(record[c]) if c == "data" else int(record[c]) if c == "retired"
-              else record[c] for c in RECORD_COLUMNS]
-    db.execute(f"INSERT INTO records ({', '.join(RECORD_COLUMNS)})"
-               f" VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
-               " ON CONFLICT (record_type, key) DO UPDATE SET grid_code = excluded.grid_code,"
-               " version = excluded.version, retired = excluded.retired, data = excluded.data,"
-               " updated_at = excluded.updated_at, seq = excluded.seq", values)
+def get_records(db, keys) -> dict:
+    """(record_type, key) -> master record, for those that exist."""
+    keys, found = list(keys), {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start:start + 400]
+        marks = ", ".join("(?, ?)" for _ in chunk)
+        for row in db.query(f"SELECT * FROM records WHERE (record_type, key) IN"
+                            f" (VALUES {marks})", [v for pair in chunk for v in pair]):
+            found[row["record_type"], row["key"]] = _record(row)
+    return found
 
 
-def add_history(db, entry: dict):
-    db.execute(f"INSERT INTO record_history ({', '.join(HISTORY_COLUMNS)})"
-               f" VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})",
-               [_json(entry[c]) if c == "changes" else entry[c] for c in HISTORY_COLUMNS])
+def put_records(db, records: list):
+    """Insert or update master records, in order."""
+    db.conn.executemany(
+        f"INSERT INTO records ({', '.join(RECORD_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+        " ON CONFLICT (record_type, key) DO UPDATE SET grid_code = excluded.grid_code,"
+        " version = excluded.version, retired = excluded.retired, data = excluded.data,"
+        " updated_at = excluded.updated_at, seq = excluded.seq",
+        [[_json(r[c]) if c == "data" else int(r[c]) if c == "retired" else r[c]
+          for c in RECORD_COLUMNS] for r in records])
+
+
+def add_history(db, entries: list):
+    db.conn.executemany(
+        f"INSERT INTO record_history ({', '.join(HISTORY_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})",
+        [[_json(e[c]) if c == "changes" else e[c] for c in HISTORY_COLUMNS] for e in entries])
 
 
 def record_history(db, record_type: str, key: str) -> list:
@@ -790,11 +828,17 @@ def monitor_areas(db, prefix: str, length: int, after=None, limit=100) -> list:
 
 
 def median_review_seconds(db, area: str, reviewed: int) -> float | None:
+    """The median of the area's review times (to three significant figures)."""
     if not reviewed:
         return None
-    middle = [row[0] for row in db.execute(
-        "SELECT seconds FROM monitor_review_times WHERE area = ? ORDER BY seconds"
-        " LIMIT ? OFFSET ?", [area, 2 - reviewed % 2, (reviewed - 1) // 2])]
+    wanted = {(reviewed - 1) // 2, reviewed // 2}  # the middle one, or the middle two
+    middle, seen = [], 0
+    for seconds, count in db.execute("SELECT seconds, count FROM monitor_review_times"
+                                     " WHERE area = ? ORDER BY seconds", [area]):
+        middle += [seconds for position in sorted(wanted) if seen <= position < seen + count]
+        seen += count
+        if seen > max(wanted):
+            break
     return sum(middle) / len(middle) if middle else None
 
 

@@ -267,79 +267,70 @@ def check_review(action: str, note: str | None):
 
 def review(db, user: access.User, submission_id: int, action: str, note: str | None) -> dict:
     """Confirm (and merge), reject or return one pending or conflicting submission."""
-    check_review(action, note)
-    with store.write(db):
-        status = _review_one(db, user, submission_id, action, note, _Merges(db))
-    if status == "not_found":
+    [result] = review_many(db, user, [submission_id], action, note)
+    if result["status"] == "not_found":
         raise NotFound(submission_id)
-    submission = store.get_submission(db, submission_id)
-    if status == "not_pending":
-        raise NotPending(submission["state"])
-    return submission
-
-
-def review_many(db, user: access.User, ids: list, action: str, note: str | None) -> list:
-    """One transaction; a result per id: reviewed, not_pending or not_found."""
-    check_review(action, note)
-    with store.write(db):
-        merges = _Merges(db)
-        statuses = [_review_one(db, user, sid, action, note, merges) for sid in ids]
-    found = store.get_submissions(db, {sid for sid, s in zip(ids, statuses)
-                                       if s != "not_found"})
-    return [{"id": sid, "status": status,
-             "state": found[sid]["state"] if sid in found else None}
-            for sid, status in zip(ids, statuses)]
-
-
-class _Merges:
-    """The time and merge order of the reviews in one write transaction (taken inside
-    the lock, so later transactions never carry earlier times or numbers)."""
-
-    def __init__(self, db):
-        self.at = clock.iso(clock.now())
-        self.seq = store.last_merge_seq(db)
-
-    def next(self) -> int:
-        self.seq += 1
-        return self.seq
+    if result["status"] == "not_pending":
+        raise NotPending(result["state"])
+    return store.get_submission(db, submission_id)
 
 
 REVIEWABLE = (PENDING, "conflict")
 
 
-def _review_one(db, user, submission_id, action, note, merges) -> str:
-    submission = store.get_submission(db, submission_id)
-    if submission is None or not access.may_review(user, submission):
-        return "not_found"
-    was = submission["state"]
-    if was not in REVIEWABLE:
-        return "not_pending"
+def review_many(db, user: access.User, ids: list, action: str, note: str | None) -> list:
+    """One transaction; a result per id, in order: reviewed, not_pending or not_found.
+
+    Confirming merges (``merge.apply``) in request order, a conflict confirmed again
+    being the supervisor's decision that it merges. The submissions and records are
+    read at once and written at once: the write lock is held for as short a time as
+    the batch allows.
+    """
+    check_review(action, note)
     note = note.strip() if note else None
-    at, detail = merges.at, {"action": action, "note": note}
-    if action != "confirm":
-        store.set_review(db, submission_id, was, REVIEW_ACTIONS[action], user.username, at,
-                         note)
-    else:  # a conflict confirmed again is the supervisor's decision: it merges
-        record_type = submission["record_type"]
-        current = store.get_record(db, record_type, merge.record_key(submission))
-        seq = merges.next()
-        outcome = merge.apply(current, submission, seq, user.username, at,
-                              force=was == "conflict")
-        if outcome.conflict:
-            merges.seq -= 1
-            store.set_review(db, submission_id, was, "conflict", user.username, at, note,
-                             conflict=outcome.conflict)
-            detail["conflict"] = outcome.conflict
-        else:
-            store.set_review(db, submission_id, was, "confirmed", user.username, at, note,
-                             merge_seq=seq)
-            if outcome.changed:
-                store.put_record(db, outcome.record)
-                store.add_history(db, outcome.history)
-                detail["merged"] = {"record_type": record_type,
-                                    "version": outcome.record["version"]}
-    store.audit(db, [(at, user.username, "review", "submission", submission_id, detail)])
-    return "reviewed"
+    with store.write(db):
+        at = clock.iso(clock.now())  # inside the lock: later batches never carry earlier times
+        seq = store.last_merge_seq(db)
+        submissions = store.get_submissions(db, set(ids))
+        records = {}
+        if action == "confirm":
+            records = store.get_records(db, {(s["record_type"], merge.record_key(s))
+                                             for s in submissions.values()})
+        reviews, changes, audit, results = [], [], [], []
+        for sid in ids:
+            submission = submissions.get(sid)
+            if submission is None or not access.may_review(user, submission):
+                results.append({"id": sid, "status": "not_found", "state": None})
+                continue
+            was = submission["state"]
+            if was not in REVIEWABLE:
+                results.append({"id": sid, "status": "not_pending", "state": was})
+                continue
+            detail = {"action": action, "note": note}
+            state, merge_seq, conflict = REVIEW_ACTIONS[action], None, None
+            if action == "confirm":
+                key = (submission["record_type"], merge.record_key(submission))
+                outcome = merge.apply(records.get(key), submission, seq + 1, user.username, at,
+                                      force=was == "conflict")
+                if outcome.conflict:
+                    state, conflict = "conflict", outcome.conflict
+                    detail["conflict"] = conflict
+                else:
+                    seq = merge_seq = seq + 1
+                    if outcome.changed:
+                        records[key] = outcome.record
+                        changes.append(outcome)
+                        detail["merged"] = {"record_type": key[0],
+                                            "version": outcome.record["version"]}
+            submission["state"] = state  # the same id again in this batch: not pending
+            reviews.append((sid, was, state, user.username, at, note, merge_seq, conflict))
+            audit.append((at, user.username, "review", "submission", sid, detail))
+            results.append({"id": sid, "status": "reviewed", "state": state})
+        store.set_reviews(db, reviews)
+        store.put_records(db, [c.record for c in changes])
+        store.add_history(db, [c.history for c in changes])
+        store.audit(db, audit)
+    return results
 
 
 def rebuild(db) -> dict:
@@ -353,8 +344,8 @@ def rebuild(db) -> dict:
             outcome = merge.apply(current, submission, submission["merge_seq"],
                                   submission["review_by"], submission["review_at"], force=True)
             if outcome.changed:
-                store.put_record(db, outcome.record)
-                store.add_history(db, outcome.history)
+                store.put_records(db, [outcome.record])
+                store.add_history(db, [outcome.history])
         store.recount_monitor(db)
         return store.count_records(db)
 

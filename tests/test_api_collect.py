@@ -345,7 +345,8 @@ def test_a_photo_racing_a_review_is_refused(login, db, monkeypatch):
     def fsync_then_review(fd):
         real_fsync(fd)
         with store.write(db):
-            store.set_review(db, sid, "pending", "confirmed", "sup", "2026-11-21T10:00:00.000+08:00", None)
+            store.set_reviews(db, [(sid, "pending", "confirmed", "sup",
+                                    "2026-11-21T10:00:00.000+08:00", None, None, None)])
 
     monkeypatch.setattr(workflow.os, "fsync", fsync_then_review)
     response = login("w3").post(f"/api/v1/submissions/{sid}/photos", data=JPEG,

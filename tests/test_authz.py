@@ -63,12 +63,12 @@ def _houses_and_a_release(app):
     with store.write(db):
         for seq, obj in enumerate(("A", "B"), start=1):
             key = HOUSES[obj]
-            store.put_record(db, {
+            store.put_records(db, [{
                 "record_type": "house", "key": key, "grid_code": key[:15], "version": 1,
                 "retired": False, "data": {"house_code": key, "address": "某路 1 号",
                                            "usage": "1"},
                 "created_at": "2026-11-20T10:00:00.000+08:00",
-                "updated_at": "2026-11-20T10:00:00.000+08:00", "seq": seq})
+                "updated_at": "2026-11-20T10:00:00.000+08:00", "seq": seq}])
     releases.create(db, runtime.db_path, runtime.standards,
                     access.User("admin", "admin", ()), "authz", runtime.release_dir)
 
