@@ -14,7 +14,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
-from gridcollect import clock, store
+from gridcollect import clock, store, workflow
 from gridcollect.app import create_app
 
 
@@ -53,7 +53,7 @@ def main(argv=None):
 
     config = {"DATABASE": args.db}
     db = store.connect(args.db)
-    store.migrate(db, clock.iso(clock.now()))
+    workflow.migrate(db, clock.iso(clock.now()))
     if args.demo:
         from gridcollect import demo
         from gridcollect.standards import load_standards

@@ -15,7 +15,7 @@ import swagger_ui_bundle
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import accounts, clock, errors, store
+from . import accounts, clock, errors, store, workflow
 from .api import ApiError, blueprints
 from .api.refusals import RefusalsPlugin
 from .api.schemas import Error, Timestamp, TooManyItems
@@ -105,7 +105,7 @@ def create_app(config=None) -> flask.Flask:
                                            app.config["MAX_PHOTO_BYTES"])
     app.json.ensure_ascii = False  # Chinese as Chinese
     runtime = app.extensions["gridcollect"] = Runtime(app.config)
-    store.migrate(runtime.db(), clock.iso(clock.now()))
+    workflow.migrate(runtime.db(), clock.iso(clock.now()))
 
     app.url_map.converters["id"] = RowId
     api = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})

@@ -154,12 +154,12 @@ def _actor() -> str:
 
 def _open(db_path, create=False):
     """The database, migrated; refuses to create one unless asked."""
-    from . import clock, store
+    from . import clock, store, workflow
     if not create and not os.path.exists(db_path):
         raise click.UsageError(f"{db_path}: no such database; create it with "
                                f"`gridcollect init-db --db {db_path}`")
     db = store.connect(db_path)
-    store.migrate(db, clock.iso(clock.now()))
+    workflow.migrate(db, clock.iso(clock.now()))
     return db
 
 
@@ -414,16 +414,25 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
 
 @main.command()
 @click.option("--note", required=True, help="What this release is for.")
+@click.option("--standards", "standards_dir", type=click.Path(file_okay=False),
+              help="The server's field_standards folder (default: the bundled standards): "
+                   "its sensitivities decide the masking of every export.")
+@click.option("--release-dir", type=click.Path(file_okay=False),
+              help="Where release files go (default: <database>-releases).")
 @db_option
-def release(note, db_path):
+def release(note, standards_dir, release_dir, db_path):
     """Snapshot every master table into a new read-only release file."""
     from . import access, releases
     db = _open(db_path)
+    try:
+        standards = load_standards(standards_dir)
+    except StandardError as exc:
+        raise click.UsageError(str(exc)) from None
     user = access.User(_actor(), "admin", ())
-    made = releases.create(db, db_path, load_standards(), user, note)
+    made = releases.create(db, db_path, standards, user, note, release_dir)
     counts = ", ".join(f"{t} {n:,}" for t, n in made["counts"].items())
     click.echo(f"release {made['id']}: {counts}")
-    click.echo(str(releases.file_path(db_path, made)))
+    click.echo(str(releases.file_path(made)))
 
 
 @main.command()
@@ -455,7 +464,10 @@ def export(release_id, record_type, fmt, output, labels, masked, db_path):
     # the operator holds the database file: the whole city, masked only if asked
     user = access.User(_actor(), "analyst", ("",)) if masked else access.User(
         _actor(), "admin", ())
-    chunks = releases.export(releases.file_path(db_path, made), record_type, fmt, user, labels)
+    path = releases.file_path(made)
+    if not path.is_file():
+        raise click.UsageError(f"release {made['id']}: its file {path} is missing")
+    chunks = releases.export(path, record_type, fmt, user, labels)
     stream = click.open_file(output, "wb")
     with stream:
         for chunk in chunks:

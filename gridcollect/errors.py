@@ -102,6 +102,9 @@ PROBLEMS = {
     "method_not_allowed": (405, "不支持该请求方法", "method not allowed"),
     "not_pending": (409, "该提交已不是待审核状态", "the submission is no longer pending"
                     " (state: {state})"),
+    "needs_force": (409, "该提交合并时发生冲突：确认需加 force，或驳回、退回",
+                    "the submission met a conflict: confirm it with \"force\": true (it lands"
+                    " on the current version), or reject or return it"),
     "photo_closed": (409, "只能为待审核的本人提交添加照片",
                      "photos can be added only to your own pending submissions"),
     "user_exists": (409, "用户已存在", "user {username} already exists"),

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 # why a merge stopped: the submission waits in state ``conflict`` for a supervisor
 CONFLICTS = {
     "stale_base_version": "the record changed after the worker downloaded it",
-    "no_record": "there is no such record to retire",
+    "no_record": "there is no such record in this grid to retire",
     "retired": "the record is already retired",
-    "other_grid": "the record lives in another grid; only its own grid retires it",
 }
 
 
@@ -41,8 +40,8 @@ def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
     """Merge ``submission`` (confirmed by ``by`` at ``at``) into ``current``.
 
     ``force`` is a supervisor's decision to merge a submission that met a
-    conflict: stale or not, it lands on the current version (a retire that finds
-    nothing to retire changes nothing).
+    conflict: stale or not, it lands on the current version (retiring a record
+    already retired changes nothing). A retire never reaches another grid.
     """
     version = current["version"] if current else 0
     base = submission["base_version"]
@@ -50,12 +49,13 @@ def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
         return Outcome(conflict={"reason": "stale_base_version", "version": version})
     grid = submission["grid_code"]
     if submission["action"] == "retire":
-        reason = ("no_record" if current is None else "retired" if current["retired"]
-                  else "other_grid" if current["grid_code"] != grid else None)
-        if reason and not force:
-            return Outcome(conflict={"reason": reason, "version": version})
-        if current is None or current["retired"]:
-            return Outcome()
+        if current is None or current["grid_code"] != grid:
+            # nothing to retire in this grid, whatever lives elsewhere (never forced: a
+            # grid retires only its own records, and the reason reveals nothing outside)
+            return Outcome(conflict={"reason": "no_record", "version": 0})
+        if current["retired"]:
+            return Outcome() if force else Outcome(
+                conflict={"reason": "retired", "version": version})
         record = {**current, "version": version + 1, "retired": True, "updated_at": at,
                   "seq": seq}
         return Outcome(record, _history(record, submission, "retire", {}, None, by, at))

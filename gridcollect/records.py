@@ -48,7 +48,10 @@ def field_filters(standards, user: access.User, record_type: str, params: dict) 
 def _typed(text: str, field_type: str, name: str):
     try:
         if field_type == "integer":
-            return int(text)
+            value = int(text)
+            if not -2 ** 63 <= value < 2 ** 63:  # what SQLite holds
+                raise ValueError(text)
+            return value
         if field_type in ("number", "float"):
             return float(text)
         if field_type == "boolean":

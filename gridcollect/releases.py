@@ -119,9 +119,9 @@ def create(db, db_path, standards, user: access.User, note: str, directory=None)
     directory.mkdir(parents=True, exist_ok=True)
     created_at = clock.iso(clock.now())
     file_name = f"release-{created_at[:10]}-{secrets.token_hex(6)}.sqlite"
+    path = (directory / file_name).resolve()  # found by the server and the CLI alike
     with store.write(db):
-        release_id = store.insert_release(db, created_at, user.username, note, file_name)
-    path = directory / file_name
+        release_id = store.insert_release(db, created_at, user.username, note, str(path))
     tables = {t: columns(standards, t) for t in RECORD_TYPES}
     column_rows, code_rows = dictionary(standards)
     versions = {t: standards.effective(t).version for t in RECORD_TYPES}
@@ -164,8 +164,8 @@ def list_ready(db, limit: int, before_id=None) -> list:
     return store.list_releases(db, before_id, limit)
 
 
-def file_path(db_path, release: dict, directory=None) -> pathlib.Path:
-    return pathlib.Path(directory or release_dir(db_path)) / release["file"]
+def file_path(release: dict) -> pathlib.Path:
+    return pathlib.Path(release["file"])
 
 
 def read_dictionary(path) -> dict:
@@ -199,9 +199,13 @@ def _plan(path, record_type, user: access.User, labels: bool) -> list:
 
 
 def export(path, record_type: str, fmt: str, user: access.User, labels=False):
-    """The bytes of one exported table, in chunks: constant memory however large."""
+    """The bytes of one exported table, in chunks: constant memory however large.
+    The release file is read (and any problem with it raised) before the first chunk."""
     plan = _plan(path, record_type, user, labels)
-    prefixes = access.prefixes(user)
+    return _export(path, record_type, fmt, plan, access.prefixes(user))
+
+
+def _export(path, record_type, fmt, plan, prefixes):
     if fmt == "csv":
         yield "\ufeff".encode()  # so Excel reads the UTF-8 as UTF-8
         yield (",".join(store.csv_quote(name) for name, *_ in plan) + "\r\n").encode()

@@ -164,6 +164,11 @@ _REVIEW_SECONDS = ("CAST(printf('%.3g', (julianday({s}.review_at) - julianday({s
 def _m3_master_records_monitor_releases(db):
     db.execute("ALTER TABLE submissions ADD COLUMN merge_seq INTEGER")  # order of merging
     db.execute("ALTER TABLE submissions ADD COLUMN conflict TEXT")  # why a merge stopped
+    # submissions confirmed before merging existed are merged in the order of their review
+    # (``workflow.migrate`` then rebuilds the master records from them)
+    db.execute("UPDATE submissions SET merge_seq = o.n FROM (SELECT id, row_number() OVER"
+               " (ORDER BY review_at, id) AS n FROM submissions WHERE state = 'confirmed') o"
+               " WHERE submissions.id = o.id")
     db.execute("CREATE UNIQUE INDEX submissions_merge_seq ON submissions(merge_seq)"
                " WHERE merge_seq IS NOT NULL")
     db.execute("DROP INDEX idx_submissions_state_grid_code")

@@ -265,9 +265,10 @@ def check_review(action: str, note: str | None):
         raise NoteRequired(action)
 
 
-def review(db, user: access.User, submission_id: int, action: str, note: str | None) -> dict:
+def review(db, user: access.User, submission_id: int, action: str, note: str | None,
+           force: bool = False) -> dict:
     """Confirm (and merge), reject or return one pending or conflicting submission."""
-    [result] = review_many(db, user, [submission_id], action, note)
+    [result] = review_many(db, user, [submission_id], action, note, force)
     if result["status"] == "not_found":
         raise NotFound(submission_id)
     if result["status"] == "not_pending":
@@ -278,11 +279,14 @@ def review(db, user: access.User, submission_id: int, action: str, note: str | N
 REVIEWABLE = (PENDING, "conflict")
 
 
-def review_many(db, user: access.User, ids: list, action: str, note: str | None) -> list:
+def review_many(db, user: access.User, ids: list, action: str, note: str | None,
+                force: bool = False) -> list:
     """One transaction; a result per id, in order: reviewed, not_pending or not_found.
 
-    Confirming merges (``merge.apply``) in request order, a conflict confirmed again
-    being the supervisor's decision that it merges. The submissions and records are
+    Confirming merges (``merge.apply``) in request order. A submission in conflict
+    is only confirmed with ``force`` (the supervisor's explicit decision that it
+    lands on the current version): a plain confirm sent again, say by a retry,
+    never overwrites newer data. The submissions and records are
     read at once and written at once: the write lock is held for as short a time as
     the batch allows.
     """
@@ -303,7 +307,8 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None)
                 results.append({"id": sid, "status": "not_found", "state": None})
                 continue
             was = submission["state"]
-            if was not in REVIEWABLE:
+            if was not in REVIEWABLE or (was == "conflict" and action == "confirm"
+                                         and not force):
                 results.append({"id": sid, "status": "not_pending", "state": was})
                 continue
             detail = {"action": action, "note": note}
@@ -331,6 +336,15 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None)
         store.add_history(db, [c.history for c in changes])
         store.audit(db, audit)
     return results
+
+
+def migrate(db, now: str) -> list:
+    """Bring the database up to date; when master records first appear (migration 3),
+    derive them from the submissions confirmed before."""
+    applied = store.migrate(db, now)
+    if 3 in applied and store.last_merge_seq(db):
+        rebuild(db)
+    return applied
 
 
 def rebuild(db) -> dict:

@@ -138,3 +138,40 @@ def test_import_into_a_grid_of_another_street(tmp_path, db_path):
     result = run("import", path, "--type", "person", "--grid", GRID_FAR, "--worker", "wfar",
                  "--db", db_path)
     assert result.exit_code == 0, result.output
+
+
+def test_a_corrected_file_imports_only_what_is_new(legacy_file, tmp_path, db_path, db):
+    run("import", legacy_file, "--type", "person", "--grid", GRID_CODE, "--worker", "w3",
+        "--db", db_path)
+    fixed = write_csv(tmp_path / "fixed.csv", [row(1, special_groups="独居老人;残疾人"),
+                                               row(2), row(3)])
+    again = run("import", fixed, "--type", "person", "--grid", GRID_CODE, "--worker", "w3",
+                "--db", db_path)
+    assert "3 rows: 1 accepted, 2 already imported" in again.output
+    assert db.execute("SELECT count(*) FROM submissions").fetchone()[0] == 3
+
+
+def test_a_file_that_cannot_be_read_whole_stores_nothing(tmp_path, db_path, db):
+    path = write_csv(tmp_path / "broken.csv", [row(i) for i in range(1, 700)])
+    with open(path, "ab") as handle:
+        handle.write(b"\xff\xfe not utf-8\n")
+    result = run("import", path, "--type", "person", "--grid", GRID_CODE, "--worker", "w3",
+                 "--db", db_path)
+    assert result.exit_code == 2 and "not UTF-8" in result.output
+    assert db.execute("SELECT count(*) FROM submissions").fetchone()[0] == 0
+
+
+def test_a_release_follows_the_deployments_standards(legacy_file, tmp_path, db_path,
+                                                     standards_folder):
+    from conftest import edit_yaml
+    edit_yaml(standards_folder / "person.yaml",
+              lambda d: d["fields"]["house_code"].update(sensitivity="secret"))
+    run("import", legacy_file, "--type", "person", "--grid", GRID_CODE, "--worker", "w3",
+        "--confirm-by", "sup", "--db", db_path)
+    made = run("release", "--note", "本地标准", "--standards", standards_folder,
+               "--release-dir", tmp_path / "out", "--db", db_path)
+    assert made.exit_code == 0, made.output
+    assert str(tmp_path / "out") in made.output
+    masked = json.loads(run("export", "1", "person", "--format", "json", "--masked",
+                            "--db", db_path).output)
+    assert masked and all("house_code" not in r for r in masked)

@@ -25,8 +25,9 @@ def send(caller, client_id, data=None, **more):
     return result["id"]
 
 
-def confirm(sup, sid):
-    response = sup.post(f"/api/v1/submissions/{sid}/review", json={"action": "confirm"})
+def confirm(sup, sid, force=False):
+    body = {"action": "confirm", **({"force": True} if force else {})}
+    response = sup.post(f"/api/v1/submissions/{sid}/review", json=body)
     assert response.status_code == 200, response.json
     return response.json
 
@@ -95,12 +96,13 @@ def test_a_supervisor_resolves_a_conflict_by_confirming_it_again(w3, sup, db):
     confirm(sup, send(w3, "b", person(residence_type="2")))
     stale = send(w3, "c", person(residence_type="4"), base_version=1)
     confirm(sup, stale)
-    resolved = confirm(sup, stale)
+    resolved = confirm(sup, stale, force=True)
     assert resolved["state"] == "confirmed"
     current = store.get_record(db, "person", KEY)
     assert current["version"] == 3 and current["data"]["residence_type"] == "4"
-    again = sup.post(f"/api/v1/submissions/{stale}/review", json={"action": "confirm"})
-    assert again.status_code == 409
+    again = sup.post(f"/api/v1/submissions/{stale}/review",
+                     json={"action": "confirm", "force": True})
+    assert again.status_code == 409 and again.json["error"] == "not_pending"
 
 
 def test_a_supervisor_resolves_a_conflict_by_discarding_it(w3, sup, db):
@@ -153,16 +155,58 @@ def test_retiring_what_is_not_there_is_a_conflict(w3, sup, setup, reason):
         confirm(sup, send(w3, "r1", {"id_number": KEY}, action="retire"))
     reviewed = confirm(sup, send(w3, "r2", {"id_number": KEY}, action="retire"))
     assert reviewed["state"] == "conflict" and reviewed["conflict"]["reason"] == reason
-    # confirmed again, it changes nothing
-    assert confirm(sup, reviewed["id"])["state"] == "confirmed"
+    # forced: an already retired record stays as it is; nothing is made to retire
+    assert confirm(sup, reviewed["id"], force=True)["state"] == (
+        "confirmed" if reason == "retired" else "conflict")
 
 
 def test_only_its_own_grid_retires_a_record(w3, sup, login, db):
     confirm(sup, send(w3, "a"))
     w4 = login("w4")
     other = send(w4, "r", {"id_number": KEY}, action="retire", grid_code=GRID_OTHER)
-    assert confirm(sup, other)["conflict"]["reason"] == "other_grid"
+    # answered as if there were no such person: it says nothing about other grids
+    assert confirm(sup, other)["conflict"] == {"reason": "no_record", "version": 0}
+    assert confirm(sup, other, force=True)["state"] == "conflict"  # never forced
     assert store.get_record(db, "person", KEY)["retired"] is False
+
+
+def test_a_plain_confirm_never_forces_a_conflict(w3, sup, db):
+    """A resent confirm (its answer lost) or the same id twice in a bulk confirm must
+    not overwrite newer data: only "force" does."""
+    confirm(sup, send(w3, "a"))
+    confirm(sup, send(w3, "b", person(residence_type="2")))
+    stale = send(w3, "c", person(residence_type="4"), base_version=1)
+    confirm(sup, stale)
+    again = sup.post(f"/api/v1/submissions/{stale}/review", json={"action": "confirm"})
+    assert again.status_code == 409 and again.json["error"] == "needs_force"
+    stale2 = send(w3, "d", person(residence_type="3"), base_version=1)
+    bulk = sup.post("/api/v1/reviews", json={"ids": [stale2, stale2], "action": "confirm"})
+    assert [r["status"] for r in bulk.json["results"]] == ["reviewed", "not_pending"]
+    assert store.get_record(db, "person", KEY)["data"]["residence_type"] == "2"
+
+
+def test_submissions_confirmed_before_merging_existed_become_records(tmp_path, monkeypatch):
+    """An existing database (migrations 1 and 2) gets its master records on upgrade."""
+
+    from gridcollect import clock
+    path = tmp_path / "old.db"
+    old = store.connect(path)
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:2])
+    store.migrate(old, "2026-01-01T00:00:00.000+08:00")
+    with store.write(old):
+        rows = [{**dict(zip(store.SUBMISSION_COLUMNS, [
+            "w3", f"c{i}", "person", "420502001002003", "upsert", KEY,
+            person(residence_type=str(i + 1)), "confirmed", "2026-11-20T10:00:00.000+08:00",
+            "2026-11-20T10:00:00.000+08:00", "2026.1", None, None]))} for i in range(2)]
+        store.insert_submissions(old, rows)
+        old.execute("UPDATE submissions SET review_by = 'sup', review_at = ? || id",
+                    ["2026-11-20T11:00:00.00"])
+    monkeypatch.undo()
+    assert workflow.migrate(old, clock.iso(clock.now())) == [3]
+    record = store.get_record(old, "person", KEY)
+    assert record["version"] == 2 and record["data"]["residence_type"] == "2"
+    assert old.execute("SELECT confirmed FROM monitor_areas WHERE area = ''").fetchone() == (2,)
+
 
 
 def test_a_person_moves_to_another_grid_by_an_upsert_from_there(w3, sup, login, db):
@@ -240,7 +284,7 @@ def _busy_day(w3, sup, login):
     confirm(sup, send(w3, "b", person(residence_type="2"), base_version=1))
     stale = send(w3, "c", person(residence_type="4"), base_version=1)
     confirm(sup, stale)
-    confirm(sup, stale)
+    confirm(sup, stale, force=True)
     stale2 = send(w3, "d", person(residence_type="3"), base_version=1)
     confirm(sup, stale2)
     sup.post(f"/api/v1/submissions/{stale2}/review", json={"action": "reject", "note": "旧"})

@@ -105,7 +105,7 @@ def test_figures_follow_a_conflict_and_its_resolution(day, login, at, db):
     sup.post(f"/api/v1/submissions/{stale}/review", json={"action": "confirm"})
     assert figures(sup)[GRID_CODE]["conflict"] == 1
     at(1000)
-    sup.post(f"/api/v1/submissions/{stale}/review", json={"action": "confirm"})
+    sup.post(f"/api/v1/submissions/{stale}/review", json={"action": "confirm", "force": True})
     a = figures(sup)[GRID_CODE]
     assert (a["conflict"], a["confirmed"]) == (0, 2)
     assert a["median_review_seconds"] == 180.0  # of 60, 180 and 600 (settled at 1000)

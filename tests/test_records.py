@@ -153,3 +153,8 @@ def test_grid_filter_narrows_within_scope(merged, login):
     assert len(sup.get("/api/v1/records/person").json["items"]) == 3
     assert len(sup.get(f"/api/v1/records/person?grid={GRID_FAR}").json["items"]) == 1
     assert len(sup.get("/api/v1/records/person?grid=420502001").json["items"]) == 2
+
+
+def test_an_integer_filter_beyond_64_bits_is_refused(login):
+    response = login("admin").get("/api/v1/records/house?floor=99999999999999999999")
+    assert response.status_code == 400 and response.json["error"] == "bad_filter_value"

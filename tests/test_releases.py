@@ -215,3 +215,12 @@ def test_sql_masks_equal_the_python_masks(kind, value):
     conn = sqlite3.connect(":memory:")
     [(masked,)] = conn.execute(f"SELECT {store.mask_sql(kind, ':v')}", {"v": value}).fetchall()
     assert masked == access.mask(kind, value)
+
+
+def test_a_release_whose_file_went_missing_is_not_found(release, login, db):
+    path = store.get_release(db, release["id"])["file"]
+    os.chmod(path, 0o644)
+    os.remove(path)
+    for suffix in ("/dictionary", "/tables/person.csv"):
+        response = login("admin").get(f"/api/v1/releases/{release['id']}{suffix}")
+        assert response.status_code == 404, suffix

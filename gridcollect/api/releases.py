@@ -1,6 +1,8 @@
 """Share: releases of the master tables, their data dictionary and their exports."""
 from __future__ import annotations
 
+import logging
+
 import flask
 from flask.views import MethodView
 
@@ -8,6 +10,8 @@ from .. import releases
 from ..standards import RECORD_TYPES
 from . import ApiError, Blueprint, authenticated, current_user, cursor_value, db, page, runtime
 from .schemas import Dictionary, ExportArgs, NewRelease, Release, ReleaseList, ReleaseListArgs
+
+log = logging.getLogger("gridcollect")
 
 blp = Blueprint("releases", __name__, url_prefix="/api/v1",
                 description="Share: frozen releases of the master tables, exported")
@@ -21,7 +25,11 @@ def _release(release_id):
 
 
 def _path(release):
-    return releases.file_path(runtime().db_path, release, runtime().release_dir)
+    path = releases.file_path(release)
+    if not path.is_file():  # moved or deleted on the server: logged, answered as missing
+        log.error("release %s: its file %s is missing", release["id"], path)
+        raise ApiError("not_found")
+    return path
 
 
 @blp.route("/releases")

@@ -19,16 +19,19 @@ class ReviewResource(MethodView):
     @blp.response(200, Submission)
     @blp.alt_response(409, schema="Error", description="no longer pending")
     def post(self, review, submission_id):
-        """Confirm, reject or return (reject and return need a note)."""
+        """Confirm, reject or return (reject and return need a note). A submission in
+        conflict is confirmed only with ``"force": true``."""
         try:
             submission = workflow.review(db(), current_user(), submission_id,
-                                         review["action"], review["note"])
+                                         review["action"], review["note"], review["force"])
         except workflow.NoteRequired:
             raise ApiError("note_required", {"note": ["Required to reject or return."]},
                            action=review["action"]) from None
         except workflow.NotFound:
             raise ApiError("not_found") from None
         except workflow.NotPending as exc:
+            if exc.state == "conflict":
+                raise ApiError("needs_force") from None
             raise ApiError("not_pending", state=exc.state) from None
         return dump([submission])[0]
 
@@ -42,7 +45,7 @@ class BulkReview(MethodView):
         """Review up to 500 submissions at once: a result per id, in request order."""
         try:
             results = workflow.review_many(db(), current_user(), review["ids"],
-                                           review["action"], review["note"])
+                                           review["action"], review["note"], review["force"])
         except workflow.NoteRequired:
             raise ApiError("note_required", {"note": ["Required to reject or return."]},
                            action=review["action"]) from None

@@ -353,6 +353,9 @@ class ReviewRequest(Schema):
         validate.Length(max=2000),
         validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")],
         metadata=_documented(NOTE_TEXT))
+    force = StrictBoolean(load_default=False, metadata={
+        "description": "confirm a submission in conflict anyway: it lands on the record's "
+                       "current version"})
 
 
 class BulkReviewRequest(ReviewRequest):
