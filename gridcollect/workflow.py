@@ -300,15 +300,15 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
         if action == "confirm":
             records = store.get_records(db, {(s["record_type"], merge.record_key(s))
                                              for s in submissions.values()})
-        reviews, changes, audit, results = [], [], [], []
+        reviews, changes, audit, results, reviewed = [], [], [], [], set()
         for sid in ids:
             submission = submissions.get(sid)
             if submission is None or not access.may_review(user, submission):
                 results.append({"id": sid, "status": "not_found", "state": None})
                 continue
             was = submission["state"]
-            if was not in REVIEWABLE or (was == "conflict" and action == "confirm"
-                                         and not force):
+            if was not in REVIEWABLE or sid in reviewed or (
+                    was == "conflict" and action == "confirm" and not force):
                 results.append({"id": sid, "status": "not_pending", "state": was})
                 continue
             detail = {"action": action, "note": note}
@@ -327,7 +327,8 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
                         changes.append(outcome)
                         detail["merged"] = {"record_type": key[0],
                                             "version": outcome.record["version"]}
-            submission["state"] = state  # the same id again in this batch: not pending
+            submission["state"] = state
+            reviewed.add(sid)  # the same id again in this batch: not pending
             reviews.append((sid, was, state, user.username, at, note, merge_seq, conflict))
             audit.append((at, user.username, "review", "submission", sid, detail))
             results.append({"id": sid, "status": "reviewed", "state": state})

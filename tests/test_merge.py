@@ -182,6 +182,10 @@ def test_a_plain_confirm_never_forces_a_conflict(w3, sup, db):
     stale2 = send(w3, "d", person(residence_type="3"), base_version=1)
     bulk = sup.post("/api/v1/reviews", json={"ids": [stale2, stale2], "action": "confirm"})
     assert [r["status"] for r in bulk.json["results"]] == ["reviewed", "not_pending"]
+    stale3 = send(w3, "e", person(residence_type="4"), base_version=1)
+    forced = sup.post("/api/v1/reviews", json={"ids": [stale3, stale3], "action": "confirm",
+                                               "force": True})
+    assert [r["state"] for r in forced.json["results"]] == ["conflict", "conflict"]
     assert store.get_record(db, "person", KEY)["data"]["residence_type"] == "2"
 
 
