@@ -50,8 +50,21 @@ class Column:
     sensitivity: str
     code_table: str | None
     mask: str  # how it is masked when personal (access.mask_kind)
+    free_text: bool  # anything may be in it (else a standard fixes its form)
     description: str = ""
     standard: str = ""
+
+
+# checks that fix a value's form: such a value never needs quoting or neutralising
+_FORMED_BY = {"gb11643", "gb32100", "mobile", "phone", "date", "timestamp",
+              "house_code_in_grid"}
+
+
+def _free_text(spec) -> bool:
+    rules = spec.rules
+    return spec.type == "string" and not (
+        spec.code_table or "regex" in rules or "allowed" in rules
+        or _FORMED_BY & set(spec.checks))
 
 
 def columns(standards, record_type: str) -> list:
@@ -60,7 +73,8 @@ def columns(standards, record_type: str) -> list:
     out = []
     for name, spec in standards.all_fields(record_type).items():
         common = {"field": name, "sensitivity": spec.sensitivity, "mask": access.mask_kind(spec),
-                  "description": spec.description, "standard": spec.standard}
+                  "description": spec.description, "standard": spec.standard,
+                  "free_text": _free_text(spec)}
         if spec.type == "dict" and spec.rules.get("schema"):
             for sub, rules in spec.rules["schema"].items():
                 out.append(Column(f"{name}.{sub}", path=f"$.{json.dumps(name)}.{json.dumps(sub)}",
@@ -90,13 +104,15 @@ def dictionary(standards) -> tuple:
                 "field": key_field if masked_like else None, "type": kind, "label_zh": zh,
                 "label_en": en, "description": "", "standard": "", "code_table": None,
                 "sensitivity": masked_like.sensitivity if masked_like else "internal",
-                "mask": access.mask_kind(masked_like) if masked_like else "other"})
+                "mask": access.mask_kind(masked_like) if masked_like else "other",
+                "free_text": False})
         for column in columns(standards, record_type):
             position += 1
             column_rows.append({"record_type": record_type, "position": position,
                                 **{k: getattr(column, k) for k in (
                                     "field", "type", "label_zh", "label_en", "description",
-                                    "standard", "code_table", "sensitivity", "mask")},
+                                    "standard", "code_table", "sensitivity", "mask",
+                                    "free_text")},
                                 "column": column.name})
             if column.code_table:
                 tables.add(column.code_table)
@@ -183,7 +199,7 @@ def read_dictionary(path) -> dict:
 
 def _plan(path, record_type, user: access.User, labels: bool) -> list:
     """What each exported column is: ``(name, column, type, mask or None, code table or
-    None)``, without the columns the user may not see."""
+    None, free text)``, without the columns the user may not see."""
     column_rows, _ = store.release_dictionary(path, record_type)
     plan = []
     for row in column_rows:
@@ -191,10 +207,11 @@ def _plan(path, record_type, user: access.User, labels: bool) -> list:
         if view == access.OMIT:
             continue
         mask = row["mask"] if view == access.MASK else None
-        plan.append((row["column"], row["column"], row["type"], mask, None))
+        plan.append((row["column"], row["column"], row["type"], mask, None,
+                     bool(row["free_text"])))
         if labels and row["code_table"] and mask is None:
             plan.append((row["column"] + ".label", row["column"], row["type"], None,
-                         row["code_table"]))
+                         row["code_table"], True))
     return plan
 
 

@@ -973,7 +973,7 @@ def write_release_file(db_path, path, tables: dict, column_rows, code_rows, meta
                          f" ON {table}(grid_code)")
             counts[record_type] = conn.execute(f"SELECT count(*) FROM rel.{table}").fetchone()[0]
         keys = ("record_type", "position", "column", "field", "type", "label_zh", "label_en",
-                "description", "standard", "code_table", "sensitivity", "mask")
+                "description", "standard", "code_table", "sensitivity", "mask", "free_text")
         conn.execute(f"CREATE TABLE rel._columns ({', '.join(_ident(k) for k in keys)})")
         conn.executemany(f"INSERT INTO rel._columns VALUES ({', '.join('?' * len(keys))})",
                          [[row[k] for k in keys] for row in column_rows])
@@ -1047,7 +1047,16 @@ def mask_sql(kind: str, value: str) -> str:
     return f"(CASE WHEN {value} IS NULL THEN NULL ELSE {_MASKS[kind].format(v=value)} END)"
 
 
-def _cell_sql(column, kind, mask, code_table, fmt) -> str:
+_LIST_FAST = ("CASE WHEN {v} IS NULL THEN NULL WHEN {v} GLOB '[[]\"*\"]' AND instr({v}, '\\') = 0"
+              " THEN replace(substr({v}, 3, length({v}) - 4), '\",\"', ';')"
+              " WHEN {v} = '[]' THEN '' ELSE (SELECT group_concat(value, ';')"
+              " FROM json_each({v})) END")
+
+
+def _cell_sql(column, kind, mask, code_table, free_text, fmt) -> str:
+    """One exported cell as SQL. Only free text (and labels, lists, masks) can hold a
+    comma, a quote, a line break or a leading formula character: the other columns
+    (codes, identifiers, dates, numbers, checked by their standards) go out as they are."""
     value = _ident(column)
     if code_table and kind == "list":
         value = (f"(SELECT group_concat(coalesce(c.label, j.value), ';') FROM json_each({value})"
@@ -1057,12 +1066,12 @@ def _cell_sql(column, kind, mask, code_table, fmt) -> str:
         value = (f"(SELECT label FROM _codes WHERE code_table = {_literal(code_table)}"
                  f" AND code = {value})")
     elif kind == "list":
-        value = (f"json({value})" if fmt == "json"
-                 else f"(SELECT group_concat(value, ';') FROM json_each({value}))")
+        value = f"json({value})" if fmt == "json" else "(" + _LIST_FAST.format(v=value) + ")"
     if mask:
         value = mask_sql(mask, value)
-    if fmt != "json" and (mask or code_table or kind not in _SQL_TYPES):
-        value = "(" + _NEUTRALISE.format(v=value) + ")"
+    if fmt == "json" or not (free_text or code_table or kind == "list"):
+        return value
+    value = "(" + _NEUTRALISE.format(v=value) + ")"
     if fmt == "csv":
         value = "(" + _CSV.format(v=value) + ")"
     return value
@@ -1077,11 +1086,13 @@ def csv_quote(text: str) -> str:
 def release_rows(path, record_type, plan, prefixes, fmt, chunk_rows):
     """Rows of a release table in chunks: CSV lines, JSON objects (text) or cell
     tuples, each cell masked, labelled and neutralised in SQL as ``plan`` says
-    (``(name, column, type, mask, code_table)`` per exported column)."""
-    cells = [_cell_sql(column, kind, mask, code_table, fmt)
-             for _, column, kind, mask, code_table in plan]
-    if fmt == "csv":
-        select = " || ',' || ".join(cells)
+    (``(name, column, type, mask, code_table, free_text)`` per exported column)."""
+    cells = [_cell_sql(column, kind, mask, code_table, free_text, fmt)
+             for _, column, kind, mask, code_table, free_text in plan]
+    if fmt == "csv":  # one printf a line: SQLite builds it in one piece (NULL prints as "")
+        select = " || ',' || ".join(
+            f"printf('{','.join(['%s'] * len(part))}', {', '.join(part)})"
+            for part in (cells[i:i + 100] for i in range(0, len(cells), 100)))
     elif fmt == "json":
         select = "json_object(" + ", ".join(
             f"{_literal(name)}, {cell}" for (name, *_), cell in zip(plan, cells)) + ")"

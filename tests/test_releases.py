@@ -224,3 +224,14 @@ def test_a_release_whose_file_went_missing_is_not_found(release, login, db):
     for suffix in ("/dictionary", "/tables/person.csv"):
         response = login("admin").get(f"/api/v1/releases/{release['id']}{suffix}")
         assert response.status_code == 404, suffix
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"]), max_size=8),
+                max_size=4))
+def test_lists_render_as_their_items_joined_by_semicolons(items):
+    conn = sqlite3.connect(":memory:")
+    [(stored,)] = conn.execute("SELECT json(:v)", {"v": json.dumps(items)}).fetchall()
+    [(rendered,)] = conn.execute(f"SELECT {store._LIST_FAST.format(v=':v')}",
+                                 {"v": stored}).fetchall()
+    assert rendered == ";".join(items)

@@ -560,6 +560,8 @@ class DictionaryColumn(Schema):
     code_table = fields.String(allow_none=True, required=True)
     sensitivity = fields.String(required=True)
     mask = fields.String(required=True)
+    free_text = fields.Boolean(required=True, metadata={
+        "description": "false when a standard fixes the form of its values"})
 
 
 class CodeTableEntry(Schema):
