@@ -30,7 +30,7 @@ META_COLUMNS = (  # (column, type, label_zh, label_en)
     ("updated_at", "string", "最后更新时间", "Last updated at"),
 )
 XLSX_MAX_ROWS = 1_048_576  # a sheet's limit in Excel, header included
-CHUNK_ROWS = 2000
+WINDOW_ROWS = 20_000  # rows rendered at a time (a few MB)
 
 
 class NotFound(Exception):
@@ -226,15 +226,15 @@ def _export(path, record_type, fmt, plan, prefixes):
     if fmt == "csv":
         yield "\ufeff".encode()  # so Excel reads the UTF-8 as UTF-8
         yield (",".join(store.csv_quote(name) for name, *_ in plan) + "\r\n").encode()
-        for lines in store.release_rows(path, record_type, plan, prefixes, "csv", CHUNK_ROWS):
-            yield ("\r\n".join(lines) + "\r\n").encode()
+        for lines in store.release_rows(path, record_type, plan, prefixes, "csv", WINDOW_ROWS):
+            yield lines + b"\r\n"
     elif fmt == "json":
         yield b"["
-        first = True
-        for lines in store.release_rows(path, record_type, plan, prefixes, "json", CHUNK_ROWS):
-            text = ",\n".join(lines)
-            yield (("\n" if first else ",\n") + text).encode()
-            first = False
+        separator = b"\n"
+        for objects in store.release_rows(path, record_type, plan, prefixes, "json",
+                                          WINDOW_ROWS):
+            yield separator + objects
+            separator = b",\n"
         yield b"\n]\n"
     else:
         yield from _xlsx(path, record_type, plan, prefixes)
@@ -247,7 +247,7 @@ def _xlsx(path, record_type, plan, prefixes):
     header = [name for name, *_ in plan]
     workbook = Workbook(write_only=True)
     sheet, rows_in_sheet, sheets = None, XLSX_MAX_ROWS, 0
-    for chunk in store.release_rows(path, record_type, plan, prefixes, "cells", CHUNK_ROWS):
+    for chunk in store.release_rows(path, record_type, plan, prefixes, "cells", WINDOW_ROWS):
         for row in chunk:
             if rows_in_sheet >= XLSX_MAX_ROWS:
                 sheets += 1

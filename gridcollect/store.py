@@ -1083,10 +1083,12 @@ def csv_quote(text: str) -> str:
     return text
 
 
-def release_rows(path, record_type, plan, prefixes, fmt, chunk_rows):
-    """Rows of a release table in chunks: CSV lines, JSON objects (text) or cell
-    tuples, each cell masked, labelled and neutralised in SQL as ``plan`` says
-    (``(name, column, type, mask, code_table, free_text)`` per exported column)."""
+def release_rows(path, record_type, plan, prefixes, fmt, window_rows):
+    """A release table, a window of ``window_rows`` row ids at a time: the window's
+    CSV lines or JSON objects as one UTF-8 ``bytes`` (SQLite renders and joins them:
+    no Python object per row), or a list of cell tuples (``fmt="cells"``). Each cell
+    is masked, labelled and neutralised in SQL as ``plan`` says (``(name, column,
+    type, mask, code_table, free_text)`` per exported column)."""
     cells = [_cell_sql(column, kind, mask, code_table, free_text, fmt)
              for _, column, kind, mask, code_table, free_text in plan]
     if fmt == "csv":  # one printf a line: SQLite builds it in one piece (NULL prints as "")
@@ -1099,15 +1101,23 @@ def release_rows(path, record_type, plan, prefixes, fmt, chunk_rows):
     else:
         select = ", ".join(cells)
     where, params = _scope_sql("grid_code", prefixes)
-    conn = _open_release(path)
-    conn.row_factory = None
+    table = _ident(record_type)
+    sql = (f"SELECT {select} AS line FROM {table} WHERE {where} AND rowid > ? AND rowid <= ?"
+           f" ORDER BY rowid")
+    if fmt != "cells":  # a window's lines joined by SQLite: one step, one string
+        separator = "char(13, 10)" if fmt == "csv" else "',' || char(10)"
+        sql = f"SELECT group_concat(line, {separator}) FROM ({sql})"
+    reader = _open_release(path)
+    reader.row_factory = None
+    if fmt != "cells":
+        reader.text_factory = bytes  # UTF-8 as SQLite holds it: nothing to decode or encode
     try:
-        cursor = conn.execute(f"SELECT {select} FROM {_ident(record_type)} WHERE {where}"
-                              f" ORDER BY rowid", params)
-        while True:
-            rows = cursor.fetchmany(chunk_rows)
-            if not rows:
-                break
-            yield [row[0] for row in rows] if fmt != "cells" else rows
+        last = reader.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+        for start in range(0, last, window_rows):
+            rows = reader.execute(sql, [*params, start, start + window_rows]).fetchall()
+            if fmt == "cells":
+                yield rows
+            elif rows and rows[0][0] is not None:
+                yield rows[0][0]
     finally:
-        conn.close()
+        reader.close()
