@@ -1024,16 +1024,22 @@ def release_meta(path) -> dict:
 
 
 # masks as SQL expressions, the same as access.mask (a differential test holds them equal)
-_MASKS = {
-    "id_number": "CASE WHEN length({v}) > 10 THEN substr({v}, 1, 6)"
+_STARS = "'" + "*" * 64 + "'"
+_MASKS = {  # the common lengths first: a constant run of stars is cheaper than printf
+    "id_number": "CASE WHEN length({v}) = 18 THEN substr({v}, 1, 6) || '********'"
+                 " || substr({v}, -4) WHEN length({v}) > 10 THEN substr({v}, 1, 6)"
                  " || printf('%.*c', length({v}) - 10, '*') || substr({v}, -4)"
                  " ELSE printf('%.*c', max(length({v}), 1), '*') END",
-    "phone": "CASE WHEN length({v}) > 7 THEN substr({v}, 1, 3)"
+    "phone": "CASE WHEN length({v}) = 11 THEN substr({v}, 1, 3) || '****' || substr({v}, -4)"
+             " WHEN length({v}) > 7 THEN substr({v}, 1, 3)"
              " || printf('%.*c', length({v}) - 7, '*') || substr({v}, -4)"
              " ELSE printf('%.*c', max(length({v}), 1), '*') END",
-    "name": "CASE WHEN length({v}) > 0 THEN substr({v}, 1, 1)"
-            " || printf('%.*c', max(length({v}) - 1, 1), '*') ELSE '*' END",
-    "other": "printf('%.*c', max(length({v}), 1), '*')",
+    "name": "CASE WHEN length({v}) BETWEEN 1 AND 65 THEN substr({v}, 1, 1)"
+            f" || substr({_STARS}, 1, max(length({{v}}) - 1, 1))"
+            " WHEN length({v}) > 0 THEN substr({v}, 1, 1)"
+            " || printf('%.*c', length({v}) - 1, '*') ELSE '*' END",
+    "other": f"CASE WHEN length({{v}}) <= 64 THEN substr({_STARS}, 1, max(length({{v}}), 1))"
+             " ELSE printf('%.*c', length({v}), '*') END",
 }
 # a spreadsheet runs a cell that starts like a formula: such text gets a leading '
 _NEUTRALISE = ("CASE WHEN substr({v}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13))"
@@ -1071,6 +1077,13 @@ def _cell_sql(column, kind, mask, code_table, free_text, fmt) -> str:
         value = mask_sql(mask, value)
     if fmt == "json" or not (free_text or code_table or kind == "list"):
         return value
+    if value == _ident(column):
+        return _safe_cell(value, fmt)
+    # computed once, then checked: the checks name their value several times
+    return f"(SELECT {_safe_cell('x', fmt)} FROM (SELECT {value} AS x))"
+
+
+def _safe_cell(value: str, fmt: str) -> str:
     value = "(" + _NEUTRALISE.format(v=value) + ")"
     if fmt == "csv":
         value = "(" + _CSV.format(v=value) + ")"
