@@ -156,3 +156,17 @@ def test_rebuild_keeps_the_figures(day, db):
     before = sorted(map(tuple, db.execute("SELECT * FROM monitor_areas")))
     workflow.rebuild(db)
     assert sorted(map(tuple, db.execute("SELECT * FROM monitor_areas"))) == before
+
+
+@pytest.mark.parametrize("histogram, expected", [
+    ([], None),
+    ([(5.0, 1)], 5.0),
+    ([(1.0, 1), (2.0, 1)], 1.5),
+    ([(1.0, 2), (9.0, 1)], 1.0),
+    ([(1.0, 1), (2.0, 2), (3.0, 1)], 2.0),
+    ([(1.0, 2), (3.0, 2)], 2.0),
+    ([(0.004, 3), (1230.0, 1)], 0.004),
+])
+def test_median_of_a_histogram(histogram, expected):
+    from gridcollect.monitor import median
+    assert median(histogram) == expected
