@@ -12,9 +12,9 @@ Written through the project's own store (``store.connect``, ``store.migrate``,
 ``upsert_grids``, ``insert_user``, ``insert_submissions``, ``add_invalid_attempts``)
 in large executemany batches. The monitor triggers of submissions, records and
 invalid_attempts are dropped for the bulk load, then recreated as the migration
-made them and every figure recounted (``store.recount_monitor``): with them on,
-the 1M build takes ~3x longer (``--triggers`` keeps them on; ``--triggers --verify``
-checks what they counted against a recount).
+made them and every figure recounted (``store.recount_monitor``): the 1M build
+takes ~8 minutes so, and more than 15 with them on (``--triggers`` keeps them on;
+``--triggers --verify`` checks what they counted against a recount).
 
 - grids: 15-digit codes (district 6 + street 3 + community 3 + grid 3) in the real
   districts 420502 西陵区, 420503 伍家岗区, 420504 点军区, 420505 猇亭区 and 420506
@@ -37,12 +37,12 @@ checks what they counted against a recount).
 Master records and history are what ``merge.apply`` makes of the confirmed
 submissions in review order; merge_seq follows review_at, as in the server. Each
 submission is inserted pending, then reviewed by an UPDATE in that order (what
-``store.set_review`` does; with ``--triggers``, counted as the server counts it). The data
-is generated already normalised; a random sample of each type is validated
-against its effective standard at its receipt time (the build stops on the first
-invalid one). ``--verify`` runs ``workflow.rebuild`` on a copy and checks that the
-records, history and every monitor table come out the same. No audit entries are
-written for submissions and reviews. Prints counts, time per phase and file size.
+``store.set_reviews`` does). The data is generated already normalised; a random
+sample of each type is validated against its effective standard at its receipt
+time (the build stops on the first invalid one). ``--verify`` runs
+``workflow.rebuild`` on a copy and checks that the records, history and every
+monitor table come out the same. No audit entries are written for submissions and
+reviews. Prints counts, time per phase and file size.
 """
 from __future__ import annotations
 
@@ -652,7 +652,7 @@ COMPARED = {  # the same after a rebuild; a monitor_records row at 0 equals a mi
     "records": "SELECT * FROM records ORDER BY record_type, key",
     "record_history": "SELECT * FROM record_history ORDER BY seq",
     "monitor_areas": "SELECT * FROM monitor_areas ORDER BY area",
-    "monitor_review_times": "SELECT area, seconds FROM monitor_review_times ORDER BY 1, 2",
+    "monitor_review_times": "SELECT * FROM monitor_review_times ORDER BY 1, 2",
     "monitor_records": "SELECT * FROM monitor_records WHERE active != 0 ORDER BY 1, 2",
     "monitor_workers": "SELECT * FROM monitor_workers ORDER BY 1, 2",
     "monitor_field_errors": "SELECT * FROM monitor_field_errors ORDER BY 1, 2, 3, 4",
@@ -695,7 +695,7 @@ def main(argv=None):
     parser.add_argument("--verify", action="store_true",
                         help="rebuild a copy and compare records, history, monitor figures")
     parser.add_argument("--triggers", action="store_true",
-                        help="keep the monitor triggers on during the load (~3x slower)")
+                        help="keep the monitor triggers on during the load (much slower)")
     args = parser.parse_args(argv)
     if args.out.exists():
         parser.error(f"{args.out} exists")

@@ -23,10 +23,11 @@ times every request and the baseline once; 3 untimed warm-up rounds, then
 Target: every district request p95 < 200 ms.
 
 The answers are checked against the raw tables: all the district's grids (paged
-1000 at a time) have the baseline's counts per state; their median review times
-equal the Python medians; the district row has the raw counts (submissions by
-state, invalid attempts, oldest pending, active records); the streets add up to
-the district; the field-error counts equal a json_each count of invalid_attempts.
+1000 at a time) have the baseline's counts per state and its median review times
+(to the 3 significant figures the counters keep); the district row has the raw
+counts (submissions by state, invalid attempts, oldest pending, active records);
+the streets add up to the district; the field-error counts equal a json_each
+count of invalid_attempts.
 """
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def check(con, session, base, headers, district, counts, medians) -> list:
         assert row["submitted"] == sum(raw.values()), (code, row, raw)
         assert all(row[s] == raw.get(s, 0) for s in STATES), (code, row, raw)
         ours, theirs = row["median_review_seconds"], medians.get(code)
-        assert (ours is None) == (theirs is None) and (
-            ours is None or abs(ours - theirs) < 0.01), (code, ours, theirs)
+        assert (ours is None) == (theirs is None) and (  # ours: to 3 significant figures
+            ours is None or abs(ours - theirs) <= 0.005 * theirs + 0.001), (code, ours, theirs)
     [row] = get(session, base, f"/api/v1/monitor/grids?under={district}&level=district",
                 headers)["items"]
     raw = dict(con.execute("SELECT state, count(*) FROM submissions WHERE grid_code >= ?"
@@ -192,13 +193,15 @@ def main(argv=None):
           f"sup-{district}; {args.requests} rounds, server.py --workers {WORKERS}")
     print(f"  {'baseline: naive GROUP BY + Python medians':<44} p50 {p('baseline', .5):8.1f} ms"
           f"  p95 {p('baseline', .95):8.1f} ms   (all {n_grids:,} grids, in-process)")
-    met = True
+    over = []
     for name in endpoints:
         p50, p95 = p(name, .5), p(name, .95)
-        met = met and p95 < TARGET_MS
+        if p95 >= TARGET_MS:
+            over.append(name)
         print(f"  {name:<44} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms   baseline/ours "
               f"{p('baseline', .5) / p50:6.1f}x p50, {p('baseline', .95) / p95:6.1f}x p95")
-    print(f"target: every district request p95 < {TARGET_MS} ms ({'met' if met else 'NOT met'})")
+    print(f"target: every district request p95 < {TARGET_MS} ms "
+          f"({'NOT met by ' + ', '.join(over) if over else 'met'})")
     print("checked against the raw tables: " + "; ".join(checked))
 
 

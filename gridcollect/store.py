@@ -178,7 +178,7 @@ def _m3_master_records_monitor_releases(db):
             record_type TEXT NOT NULL, key TEXT NOT NULL, grid_code TEXT NOT NULL,
             version INTEGER NOT NULL, retired INTEGER NOT NULL, data TEXT NOT NULL,
             created_at TEXT NOT NULL, updated_at TEXT NOT NULL, seq INTEGER NOT NULL,
-            PRIMARY KEY (record_type, key)) WITHOUT ROWID""")
+            UNIQUE (record_type, key))""")  # rows appended; only the key index is sorted
     db.execute("CREATE UNIQUE INDEX records_seq ON records(record_type, seq)")
     db.execute("CREATE INDEX records_grid ON records(record_type, grid_code, seq)")
     db.execute("CREATE INDEX records_updated ON records(record_type, updated_at)")
