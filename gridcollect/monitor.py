@@ -51,7 +51,7 @@ def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=N
     codes = [row["area"] for row in rows]
     first, last = codes[0], codes[-1]
     records = store.active_records(db, codes)
-    times = store.review_times(db, codes)
+    times = store.review_times(db, first, last, length)
     oldest = store.oldest_pending(db, first, last, length)
     names = store.grid_names(db, first, last) if level == "grid" else {}
     workers = {}
@@ -62,7 +62,7 @@ def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=N
         "code": row["area"], "level": level, "name": names.get(row["area"]),
         **{name: row[name] for name in COUNTS},
         "oldest_pending": oldest.get(row["area"]),
-        "median_review_seconds": median(times[row["area"]]),
+        "median_review_seconds": median(times.get(row["area"], [])),
         "last_activity": row["last_activity"],
         "records": records[row["area"]],
         "workers": workers.get(row["area"], []) if level == "grid" else None,

@@ -836,14 +836,14 @@ def monitor_areas(db, prefix: str, length: int, after=None, limit=100) -> list:
                          params + [limit]))
 
 
-def review_times(db, areas) -> dict:
-    """area -> [(seconds, count)] in order: the areas' histograms of review times."""
-    out = {area: [] for area in areas}
-    marks = ",".join("?" * len(out))
+def review_times(db, first: str, last: str, length: int) -> dict:
+    """area -> [(seconds, count)] in order: the histograms of review times of the areas
+    of one level (code ``length``) from ``first`` to ``last``, read in key order."""
+    out = {}
     for area, seconds, count in db.execute(
-            f"SELECT area, seconds, count FROM monitor_review_times WHERE area IN ({marks})"
-            f" ORDER BY area, seconds", list(out)):
-        out[area].append((seconds, count))
+            "SELECT area, seconds, count FROM monitor_review_times"
+            " WHERE area >= ? AND area <= ? AND length(area) = ?", [first, last, length]):
+        out.setdefault(area, []).append((seconds, count))
     return out
 
 
