@@ -51,7 +51,7 @@ def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=N
     codes = [row["area"] for row in rows]
     first, last = codes[0], codes[-1]
     records = store.active_records(db, codes)
-    times = store.review_times(db, first, last, length)
+    times = store.review_times(db, codes)
     oldest = store.oldest_pending(db, first, last, length)
     names = store.grid_names(db, first, last) if level == "grid" else {}
     workers = {}

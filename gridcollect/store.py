@@ -836,13 +836,20 @@ def monitor_areas(db, prefix: str, length: int, after=None, limit=100) -> list:
                          params + [limit]))
 
 
-def review_times(db, first: str, last: str, length: int) -> dict:
-    """area -> [(seconds, count)] in order: the histograms of review times of the areas
-    of one level (code ``length``) from ``first`` to ``last``, read in key order."""
+def review_times(db, areas) -> dict:
+    """area -> [(seconds, count)] in order: the areas' histograms of review times (grids,
+    the bulk of them, read as one key range; roll-ups by key)."""
+    areas = list(areas)
+    if all(len(a) == 15 for a in areas):
+        sql, params = ("SELECT area, seconds, count FROM monitor_review_times"
+                       " WHERE area >= ? AND area <= ? AND length(area) = 15",
+                       [min(areas), max(areas)])
+    else:
+        sql, params = (f"SELECT area, seconds, count FROM monitor_review_times"
+                       f" WHERE area IN ({','.join('?' * len(areas))}) ORDER BY area, seconds",
+                       areas)
     out = {}
-    for area, seconds, count in db.execute(
-            "SELECT area, seconds, count FROM monitor_review_times"
-            " WHERE area >= ? AND area <= ? AND length(area) = ?", [first, last, length]):
+    for area, seconds, count in db.execute(sql, params):
         out.setdefault(area, []).append((seconds, count))
     return out
 
