@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import multiprocessing
 import pathlib
@@ -58,15 +57,8 @@ GRIDS = 200
 WORKERS = 2
 
 
-def _load(name: str, path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ingest = _load("bench_ingest", BENCH / "ingest.py")  # server start/stop, percentile
-city = _load("bench_make_city", BENCH / "make_city.py")
+import ingest  # noqa: E402 - bench/ is sys.path[0]: server start/stop, percentile
+import make_city as city  # noqa: E402
 
 
 # ---------------------------------------------------------------- setup

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import pathlib
 import sqlite3
 import statistics
@@ -51,14 +50,7 @@ TARGET_MS = 200
 STATES = ("pending", "confirmed", "rejected", "returned", "conflict")
 
 
-def _load(name: str, path: pathlib.Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ingest = _load("bench_ingest", BENCH / "ingest.py")  # server start/stop, percentile
+import ingest  # noqa: E402 - bench/ is sys.path[0]: server start/stop, percentile
 
 
 def naive(con: sqlite3.Connection, district: str) -> tuple:

@@ -81,11 +81,6 @@ def may_read_record(user: User, record: dict) -> bool:
     return allowed(user, "read_records") and in_scope(user, record["grid_code"])
 
 
-def under_scope(user: User, prefix: str) -> bool:
-    """Whether everything under ``prefix`` is in the user's scope."""
-    return in_scope(user, prefix)
-
-
 # --- masking (SPEC.md section 4) ---------------------------------------------------
 
 CLEAR, MASK, OMIT = "clear", "mask", "omit"

@@ -15,7 +15,7 @@ import swagger_ui_bundle
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import accounts, clock, errors, store, workflow
+from . import accounts, clock, errors, releases, store, workflow
 from .api import ApiError, blueprints
 from .api.refusals import RefusalsPlugin
 from .api.schemas import Error, Timestamp, TooManyItems
@@ -62,7 +62,8 @@ class Runtime:
         self.db_path = str(config["DATABASE"])
         self.standards = load_standards(config["STANDARDS"])
         self.photo_dir = pathlib.Path(config["PHOTO_DIR"] or self.db_path + "-photos")
-        self.release_dir = pathlib.Path(config["RELEASE_DIR"] or self.db_path + "-releases")
+        self.release_dir = pathlib.Path(config["RELEASE_DIR"]
+                                        or releases.release_dir(self.db_path))
         self.account_settings = accounts.Settings(
             token_ttl=datetime.timedelta(hours=config["TOKEN_TTL_HOURS"]),
             scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],

@@ -354,12 +354,17 @@ def rebuild(db_path):
     click.echo(f"rebuilt in {time.monotonic() - started:.1f} s")
 
 
-def _user(db, username, roles, what):
+def _user(db, username, roles, what, grid_code):
+    """The active user named by option ``what``, holding one of ``roles``, whose scope
+    covers ``grid_code``."""
     from . import access, store
     row = store.get_user(db, username)
     if row is None or row["disabled"] or row["role"] not in roles:
         raise click.UsageError(f"{what} must name an active {' or '.join(roles)}: {username}")
-    return access.User.from_row(row)
+    user = access.User.from_row(row)
+    if not access.in_scope(user, grid_code):
+        raise click.UsageError(f"grid {grid_code} is outside the scope of {username}")
+    return user
 
 
 @main.command("import")
@@ -382,19 +387,15 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
     again stores nothing twice. Exit 0 when every row was stored, 1 when some
     were invalid, 2 on a usage or file error.
     """
-    from . import access, legacy
+    from . import legacy
     from .workflow import GridCache
     db = _open(db_path)
     if not is_grid_code(grid_code):
         raise click.UsageError(f"--grid must be a 15-digit grid code, not {grid_code!r}")
-    sender = _user(db, worker, ("worker", "admin"), "--worker")
-    if not access.in_scope(sender, grid_code):
-        raise click.UsageError(f"grid {grid_code} is outside the scope of {worker}")
+    sender = _user(db, worker, ("worker", "admin"), "--worker", grid_code)
     confirmer = None
     if confirm_by is not None:
-        confirmer = _user(db, confirm_by, ("supervisor", "admin"), "--confirm-by")
-        if not access.in_scope(confirmer, grid_code):
-            raise click.UsageError(f"grid {grid_code} is outside the scope of {confirm_by}")
+        confirmer = _user(db, confirm_by, ("supervisor", "admin"), "--confirm-by", grid_code)
     try:
         standards = load_standards(standards_dir)
         summary = legacy.import_file(db, standards, GridCache(), file, record_type, grid_code,

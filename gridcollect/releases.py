@@ -10,12 +10,13 @@ Pure domain: no Flask, no SQL.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import pathlib
 import secrets
 import tempfile
-from dataclasses import dataclass
 
 from . import access, clock, store
 from .standards import RECORD_TYPES
@@ -37,7 +38,7 @@ class NotFound(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Column:
     """One column of a release table: where its value is in a record, and what it means."""
 
@@ -108,12 +109,10 @@ def dictionary(standards) -> tuple:
                 "free_text": False})
         for column in columns(standards, record_type):
             position += 1
+            described = dataclasses.asdict(column)
+            del described["path"]
             column_rows.append({"record_type": record_type, "position": position,
-                                **{k: getattr(column, k) for k in (
-                                    "field", "type", "label_zh", "label_en", "description",
-                                    "standard", "code_table", "sensitivity", "mask",
-                                    "free_text")},
-                                "column": column.name})
+                                "column": described.pop("name"), **described})
             if column.code_table:
                 tables.add(column.code_table)
     code_rows = []
@@ -146,7 +145,8 @@ def create(db, db_path, standards, user: access.User, note: str, directory=None)
     try:
         counts = store.write_release_file(db_path, path, tables, column_rows, code_rows, meta)
         os.chmod(path, 0o444)  # written once: a release never changes
-        size, digest = path.stat().st_size, _sha256(path)
+        with open(path, "rb") as handle:
+            size, digest = path.stat().st_size, hashlib.file_digest(handle, "sha256").hexdigest()
     except BaseException:
         path.unlink(missing_ok=True)
         with store.write(db):
@@ -158,15 +158,6 @@ def create(db, db_path, standards, user: access.User, note: str, directory=None)
         store.audit(db, [(at, user.username, "release", "release", release_id,
                           {"note": note, "counts": counts})])
     return store.get_release(db, release_id)
-
-
-def _sha256(path) -> str:
-    import hashlib
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def get(db, release_id: int) -> dict:

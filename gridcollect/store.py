@@ -507,8 +507,9 @@ def _scope_sql(column: str, prefixes) -> tuple:
 def list_grids(db, prefixes, under=None, after=None, limit=100) -> list:
     where, params = _scope_sql("code", prefixes)
     if under:
-        where += " AND substr(code, 1, ?) = ?"
-        params += [len(under), under]
+        under_where, under_params = _scope_sql("code", [under])
+        where += " AND " + under_where
+        params += under_params
     if after:
         where += " AND code > ?"
         params.append(after)
@@ -604,8 +605,9 @@ def list_submissions(db, *, prefixes, worker=None, state=None, grid=None, record
             where += f" AND {clause}"
             params.append(value)
     if grid is not None:
-        where += " AND substr(s.grid_code, 1, ?) = ?"
-        params += [len(grid), grid]
+        grid_where, grid_params = _scope_sql("s.grid_code", [grid])
+        where += " AND " + grid_where
+        params += grid_params
     return [_submission(row) for row in db.query(
         f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id DESC LIMIT ?", params + [limit])]
 
@@ -724,8 +726,9 @@ def list_records(db, record_type, *, prefixes, grid=None, changed_since=None, re
             where += f" AND {clause}"
             params.append(value)
     if grid is not None:
-        where += " AND grid_code >= ? AND grid_code < ?"
-        params += [grid, grid + ":"]
+        grid_where, grid_params = _scope_sql("grid_code", [grid])
+        where += " AND " + grid_where
+        params += grid_params
     for field, kind, values in filters:
         path = "$." + _json(field)  # a field name of the standard, quoted as JSON
         marks = ", ".join("?" * len(values))
@@ -964,9 +967,8 @@ def write_release_file(db_path, path, tables: dict, column_rows, code_rows, meta
         counts = {}
         for record_type, columns in tables.items():
             table = _ident(record_type)
-            definitions = ["key TEXT NOT NULL", "grid_code TEXT NOT NULL",
-                           "version INTEGER NOT NULL", "created_at TEXT NOT NULL",
-                           "updated_at TEXT NOT NULL"]
+            definitions = [f"{name} {'INTEGER' if name == 'version' else 'TEXT'} NOT NULL"
+                           for name in _META]
             definitions += [f"{_ident(c.name)} {_SQL_TYPES.get(c.type, 'TEXT')}"
                             for c in columns]
             conn.execute(f"CREATE TABLE rel.{table} ({', '.join(definitions)})")
@@ -1019,15 +1021,6 @@ def release_dictionary(path, record_type=None) -> tuple:
     finally:
         conn.close()
     return columns, codes
-
-
-def release_meta(path) -> dict:
-    conn = _open_release(path)
-    try:
-        return {key: json.loads(value) for key, value in conn.execute(
-            "SELECT key, value FROM _release")}
-    finally:
-        conn.close()
 
 
 # masks as SQL expressions, the same as access.mask (a differential test holds them equal)

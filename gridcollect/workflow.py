@@ -8,6 +8,7 @@ submission is a new submission that names the one it replaces.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import pathlib
 import threading
@@ -348,19 +349,29 @@ def migrate(db, now: str) -> list:
     return applied
 
 
+REBUILD_BATCH = 2000
+
+
 def rebuild(db) -> dict:
     """Re-derive every master record and its history from the merged submissions, and
     every monitoring figure; one transaction. Counts of records per type."""
     with store.write(db):
         store.clear_records(db)
-        for submission in store.merged_in_order(db):
-            current = store.get_record(db, submission["record_type"],
-                                       merge.record_key(submission))
-            outcome = merge.apply(current, submission, submission["merge_seq"],
-                                  submission["review_by"], submission["review_at"], force=True)
-            if outcome.changed:
-                store.put_records(db, [outcome.record])
-                store.add_history(db, [outcome.history])
+        merged = store.merged_in_order(db)
+        while batch := list(itertools.islice(merged, REBUILD_BATCH)):  # read and written
+            records = store.get_records(db, {(s["record_type"], merge.record_key(s))  # at once
+                                             for s in batch})
+            changes = []
+            for submission in batch:
+                key = (submission["record_type"], merge.record_key(submission))
+                outcome = merge.apply(records.get(key), submission, submission["merge_seq"],
+                                      submission["review_by"], submission["review_at"],
+                                      force=True)
+                if outcome.changed:
+                    records[key] = outcome.record
+                    changes.append(outcome)
+            store.put_records(db, [c.record for c in changes])
+            store.add_history(db, [c.history for c in changes])
         store.recount_monitor(db)
         return store.count_records(db)
 

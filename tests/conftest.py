@@ -115,6 +115,18 @@ def item(client_id, data=None, record_type="person", grid_code=GRID_CODE, **more
             "collected_at": "2026-11-20T10:00:00+08:00", **more}
 
 
+def send_and_confirm(login, client_id, data, record_type="person", worker="w3",
+                     grid_code=GRID_CODE, supervisor="sup") -> int:
+    """Submit one record as ``worker`` and have ``supervisor`` confirm (merge) it."""
+    result = login(worker).submit(item(client_id, data, record_type=record_type,
+                                       grid_code=grid_code)).json["results"][0]
+    assert result["status"] == "accepted", result
+    review = login(supervisor).post(f"/api/v1/submissions/{result['id']}/review",
+                                    json={"action": "confirm"})
+    assert review.json["state"] == "confirmed"
+    return result["id"]
+
+
 class Caller:
     """A test client that sends one user's bearer token."""
 

@@ -306,7 +306,9 @@ def _busy_day(w3, sup, login):
     sup.post("/api/v1/reviews", json={"ids": pair, "action": "confirm"})
 
 
-def test_rebuilt_tables_equal_the_live_ones(w3, sup, login, db):
+@pytest.mark.parametrize("batch", [1, 2000])  # a record changed across batches, or within
+def test_rebuilt_tables_equal_the_live_ones(w3, sup, login, db, monkeypatch, batch):
+    monkeypatch.setattr(workflow, "REBUILD_BATCH", batch)
     _busy_day(w3, sup, login)
     live = _snapshot(db)
     assert len(live["records"]) == 6 and len(live["record_history"]) == 12

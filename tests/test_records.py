@@ -1,22 +1,11 @@
 """The records API: scope, masking per role and sensitivity (SPEC.md section 4),
 field-value filters, changed_since and paging."""
 import pytest
-from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, item, person
+from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, person, send_and_confirm
 
 from gridcollect import accounts
 
 KEY = id_number(1)
-
-
-def send_and_confirm(login, client_id, data, record_type="person", worker="w3",
-                     grid_code=GRID_CODE, supervisor="sup"):
-    result = login(worker).submit(item(client_id, data, record_type=record_type,
-                                       grid_code=grid_code)).json["results"][0]
-    assert result["status"] == "accepted", result
-    review = login(supervisor).post(f"/api/v1/submissions/{result['id']}/review",
-                                    json={"action": "confirm"})
-    assert review.json["state"] == "confirmed"
-    return result["id"]
 
 
 def house(room="0302", usage="1", **more):

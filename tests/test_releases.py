@@ -8,7 +8,7 @@ import sqlite3
 
 import openpyxl
 import pytest
-from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, item, person
+from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, person, send_and_confirm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,22 +18,12 @@ KEY = id_number(1)
 FORMULA_ADDRESS = "=HYPERLINK(\"http://evil\",\"点击\")"
 
 
-def confirmed(login, client_id, data, record_type="person", worker="w3", grid_code=GRID_CODE,
-              supervisor="sup"):
-    result = login(worker).submit(item(client_id, data, record_type=record_type,
-                                       grid_code=grid_code)).json["results"][0]
-    assert result["status"] == "accepted", result
-    review = login(supervisor).post(f"/api/v1/submissions/{result['id']}/review",
-                                    json={"action": "confirm"})
-    assert review.json["state"] == "confirmed"
-
-
 @pytest.fixture
 def merged(login):
-    confirmed(login, "p1", person(1, special_groups=["独居老人", "残疾人"], education="20"))
-    confirmed(login, "p2", person(2, name="-李四"))
-    confirmed(login, "far", person(3), worker="wfar", grid_code=GRID_FAR, supervisor="supfar")
-    confirmed(login, "h1", {"house_code": f"{GRID_CODE}-012-01-0101", "usage": "2",
+    send_and_confirm(login, "p1", person(1, special_groups=["独居老人", "残疾人"], education="20"))
+    send_and_confirm(login, "p2", person(2, name="-李四"))
+    send_and_confirm(login, "far", person(3), worker="wfar", grid_code=GRID_FAR, supervisor="supfar")
+    send_and_confirm(login, "h1", {"house_code": f"{GRID_CODE}-012-01-0101", "usage": "2",
                             "address": FORMULA_ADDRESS, "area": 88.5}, record_type="house")
 
 
@@ -84,8 +74,8 @@ def test_the_release_file_is_self_describing_and_read_only(release, app, db):
 def test_later_confirmations_do_not_change_an_existing_release(release, login):
     analyst = login("admin")
     before = export(analyst, release["id"], "person.csv").data
-    confirmed(login, "p1b", person(1, name="张大伟"))
-    confirmed(login, "p4", person(4))
+    send_and_confirm(login, "p1b", person(1, name="张大伟"))
+    send_and_confirm(login, "p4", person(4))
     assert export(analyst, release["id"], "person.csv").data == before
     newer = analyst.post("/api/v1/releases", json={"note": "更新"}).json
     assert newer["counts"]["person"] == 4

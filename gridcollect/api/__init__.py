@@ -10,7 +10,7 @@ import flask_smorest
 from webargs.flaskparser import FlaskParser
 
 from .. import access, accounts, errors, store
-from ..grids import is_grid_code
+from ..grids import is_grid_code, is_prefix
 
 
 class ApiError(Exception):
@@ -116,19 +116,23 @@ def page(rows: list, limit: int, key) -> dict:
     return {"items": rows, "next": store.encode_cursor(key(rows[-1])) if more else None}
 
 
-def cursor_value(args: dict, kind=int):
-    """The row id (``int``) or grid code (``str``) a page continues after."""
+# what a page may continue after: a row id, a grid code, an area ("" is the city)
+CURSORS = {
+    "row": lambda v: type(v) is int and 1 <= v <= store.MAX_ROW_ID,
+    "grid": lambda v: type(v) is str and is_grid_code(v),
+    "area": lambda v: type(v) is str and (v == "" or is_prefix(v)),
+}
+
+
+def cursor_value(args: dict, kind="row"):
+    """The row id, grid code or area (``kind``) a page continues after."""
     if "cursor" not in args:
         return None
     try:
         value = store.decode_cursor(args["cursor"])
     except ValueError:
         raise ApiError("bad_cursor") from None
-    if kind is int:
-        valid = type(value) is int and 1 <= value <= store.MAX_ROW_ID
-    else:
-        valid = type(value) is str and is_grid_code(value)
-    if not valid:
+    if not CURSORS[kind](value):
         raise ApiError("bad_cursor")
     return value
 

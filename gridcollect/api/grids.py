@@ -45,7 +45,7 @@ class Grids(MethodView):
     def get(self, args):
         """Grids in the caller's scope, by code; ``under`` narrows to a prefix."""
         rows = store.list_grids(db(), access.prefixes(current_user()), args.get("under"),
-                                cursor_value(args, str), args["limit"] + 1)
+                                cursor_value(args, "grid"), args["limit"] + 1)
         result = page(rows, args["limit"], lambda row: row["code"])
         result["items"] = [_grid(row, args["geometry"]) for row in result["items"]]
         return result

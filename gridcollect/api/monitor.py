@@ -3,25 +3,12 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from .. import monitor, store
-from ..grids import is_prefix
-from . import ApiError, Blueprint, authenticated, current_user, db, runtime
+from .. import monitor
+from . import ApiError, Blueprint, authenticated, current_user, cursor_value, db, page, runtime
 from .schemas import AreaList, AreaListArgs, FieldErrorArgs, FieldErrorList
 
 blp = Blueprint("monitor", __name__, url_prefix="/api/v1",
                 description="Monitor: figures per grid and roll-ups (supervisors)")
-
-
-def _after(args):
-    if "cursor" not in args:
-        return None
-    try:
-        value = store.decode_cursor(args["cursor"])
-    except ValueError:
-        raise ApiError("bad_cursor") from None
-    if not (type(value) is str and (value == "" or is_prefix(value))):
-        raise ApiError("bad_cursor")
-    return value
 
 
 @blp.route("/monitor/grids")
@@ -33,17 +20,15 @@ class Areas(MethodView):
         """Per grid (or per community, street, district: ``?level=``) under a prefix:
         submissions by state, invalid attempts, oldest pending, median review time,
         last activity (per worker for grids) and current master records."""
-        limit = args["limit"]
         try:
             rows = monitor.areas(db(), current_user(), under=args.get("under"),
-                                 level=args["level"], limit=limit + 1, after=_after(args))
+                                 level=args["level"], limit=args["limit"] + 1,
+                                 after=cursor_value(args, "area"))
         except monitor.NotFound:
             raise ApiError("not_found") from None
         except monitor.BadLevel:
             raise ApiError("bad_query", detail="level is coarser than the prefix") from None
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"items": rows, "next": store.encode_cursor(rows[-1]["code"]) if more else None}
+        return page(rows, args["limit"], lambda row: row["code"])
 
 
 @blp.route("/monitor/fields")

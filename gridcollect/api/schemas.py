@@ -84,6 +84,14 @@ class Schema(ma.Schema):
         unknown = ma.RAISE  # a misspelt key is an error, not silently ignored
 
 
+def page_of(name: str, item) -> type:
+    """The schema ``name`` of a list answer: ``{"items": [item, ...], "next": cursor or
+    null}``."""
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item), required=True),
+        "next": fields.String(allow_none=True, required=True)})
+
+
 # --- auth and users -----------------------------------------------------------------
 
 class Login(Schema):
@@ -129,9 +137,7 @@ class UserChange(Schema):
                                      " disabled.")
 
 
-class UserList(Schema):
-    items = fields.List(fields.Nested(User), required=True)
-    next = fields.String(allow_none=True, required=True)
+UserList = page_of("UserList", User)
 
 
 class Revoked(Schema):
@@ -148,9 +154,7 @@ class Grid(Schema):
     imported_at = fields.String()
 
 
-class GridList(Schema):
-    items = fields.List(fields.Nested(Grid), required=True)
-    next = fields.String(allow_none=True, required=True)
+GridList = page_of("GridList", Grid)
 
 
 class GridListArgs(Schema):
@@ -330,9 +334,7 @@ class Submission(Schema):
                              metadata={"description": "why its merge stopped (state conflict)"})
 
 
-class SubmissionList(Schema):
-    items = fields.List(fields.Nested(Submission), required=True)
-    next = fields.String(allow_none=True, required=True)
+SubmissionList = page_of("SubmissionList", Submission)
 
 
 class SubmissionListArgs(Schema):
@@ -385,9 +387,7 @@ class AuditEntry(Schema):
     detail = fields.Raw(allow_none=True)
 
 
-class AuditList(Schema):
-    items = fields.List(fields.Nested(AuditEntry), required=True)
-    next = fields.String(allow_none=True, required=True)
+AuditList = page_of("AuditList", AuditEntry)
 
 
 class AuditListArgs(Schema):
@@ -414,9 +414,7 @@ class Record(Schema):
     updated_at = fields.String(required=True)
 
 
-class RecordList(Schema):
-    items = fields.List(fields.Nested(Record), required=True)
-    next = fields.String(allow_none=True, required=True)
+RecordList = page_of("RecordList", Record)
 
 
 class RecordListArgs(Schema):
@@ -487,9 +485,7 @@ class AreaFigures(Schema):
                           metadata={"description": "grids only: activity per worker"})
 
 
-class AreaList(Schema):
-    items = fields.List(fields.Nested(AreaFigures), required=True)
-    next = fields.String(allow_none=True, required=True)
+AreaList = page_of("AreaList", AreaFigures)
 
 
 class AreaListArgs(Schema):
@@ -538,9 +534,7 @@ class Release(Schema):
     sha256 = fields.String(required=True, metadata={"description": "of the release file"})
 
 
-class ReleaseList(Schema):
-    items = fields.List(fields.Nested(Release), required=True)
-    next = fields.String(allow_none=True, required=True)
+ReleaseList = page_of("ReleaseList", Release)
 
 
 class ReleaseListArgs(Schema):
