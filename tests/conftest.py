@@ -15,6 +15,26 @@ GRID_CODE = "420502001002003"
 GRID_BOX = (111.28, 30.69, 111.30, 30.71)
 
 
+# --- figures the reliability tests report (kills, duplicates, fuzz cases ...) --------
+
+FIGURES: dict = {}
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """``figures("kills", 1)`` adds to a figure printed at the end of the run."""
+    def add(name, count=1):
+        FIGURES[name] = FIGURES.get(name, 0) + count
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "reliability figures")
+        for name, count in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {count:,}")
+
+
 @pytest.fixture(scope="session")
 def standards():
     return load_standards()

@@ -2,98 +2,26 @@
 (gunicorn, two workers each, two servers on one SQLite file)."""
 import concurrent.futures
 import json
-import os
-import pathlib
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import requests
+from live import Phone, Server, log_problems, make_city
 
-from conftest import GRID_BOXES, GRID_CODE, GRID_FAR, USERS, grid_geojson, item, person
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PASSWORD = "e2e password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cli(*args, stdin=None, db):
-    result = subprocess.run([sys.executable, "-m", "gridcollect", *args, "--db", str(db)],
-                            input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-class Server:
-    def __init__(self, db, log):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api/v1"
-        self.log = open(log, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "server.py", "--port", str(self.port), "--db", str(db),
-             "--workers", "2"], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{self.url}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start; see {log}")
-            time.sleep(0.2)
-
-    def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
-        self.log.close()
+from conftest import GRID_CODE, GRID_FAR, item, person
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
-    db = folder / "city.db"
-    cli("init-db", db=db)
-    (folder / "grids.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"code": code, "name": f"网格{code[-3:]}"},
-         "geometry": json.loads(grid_geojson(code))} for code in GRID_BOXES]}),
-        encoding="utf-8")
-    assert "3 added" in cli("grids", "import", str(folder / "grids.geojson"), db=db)
-    for username, (role, scope) in USERS.items():
-        cli("users", "add", username, "--role", role, *[f"--scope={p}" for p in scope],
-            "--password-stdin", stdin=PASSWORD + "\n", db=db)
+    db = make_city(folder)
     first, second = Server(db, folder / "server1.log"), Server(db, folder / "server2.log")
     yield first, second, db
     first.stop()
     second.stop()
-    for log in ("server1.log", "server2.log"):
-        for line in (folder / log).read_text(errors="replace").splitlines():
-            assert "Traceback" not in line and " 500 " not in line
-
-
-class Phone:
-    def __init__(self, url, username):
-        self.url, self.session = url, requests.Session()
-        response = self.session.post(f"{url}/auth/token",
-                                     json={"username": username, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        self.session.headers["Authorization"] = f"Bearer {response.json()['token']}"
-
-    def get(self, path, **kw):
-        return self.session.get(self.url + path, timeout=30, **kw)
-
-    def post(self, path, **kw):
-        return self.session.post(self.url + path, timeout=30, **kw)
+    assert log_problems(folder / "server1.log", folder / "server2.log") == []
 
 
 def test_collect_and_confirm(servers):
