@@ -9,12 +9,14 @@ submissions. Several workers (processes) share the one SQLite file.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from gridcollect import clock, store, workflow
+from gridcollect import clock, logs, store, workflow
 from gridcollect.app import create_app
 
 
@@ -30,6 +32,29 @@ class Server(BaseApplication):
 
     def load(self):  # in each worker, after the fork: its own connections
         return create_app(self.config)
+
+
+class RedactingLogger(glogging.Logger):
+    """Gunicorn's logs, and the app's, with no ID number in any line and query values
+    shown only for parameters that carry no personal data (gridcollect.logs)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            handler.addFilter(logs.RedactFilter())
+        app_log = logging.getLogger("gridcollect")  # the app's lines go where gunicorn's go
+        app_log.handlers, app_log.propagate = list(self.error_log.handlers), False
+        app_log.setLevel(self.error_log.level)
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        target = logs.request_target(environ.get("RAW_URI", ""))
+        atoms.update(r=f"{environ['REQUEST_METHOD']} {target} {environ['SERVER_PROTOCOL']}",
+                     U=target.partition("?")[0], q=target.partition("?")[2],
+                     f=logs.request_target(atoms["f"]))
+        for secret in ("{authorization}i", "{cookie}i"):
+            atoms.pop(secret, None)
+        return atoms
 
 
 def _one_request_per_connection(worker, req):
@@ -81,6 +106,7 @@ def main(argv=None):
         # bytes (a phone on a poor link can take that long) before closing it
         "keepalive": 10,
         "accesslog": "-", "errorlog": "-", "loglevel": "info",
+        "logger_class": RedactingLogger,
         "control_socket_disable": True,
     }).run()
 
