@@ -413,6 +413,25 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
     sys.exit(1 if summary.invalid or summary.forbidden else 0)
 
 
+@main.command("backup")
+@click.argument("target", metavar="PATH", type=click.Path(dir_okay=False))
+@db_option
+def backup_(target, db_path):
+    """Copy the database, its photos and its releases to PATH, PATH-photos and
+    PATH-releases, consistently, while the server goes on writing. To restore,
+    serve the copy (`server.py --db PATH`), or back it up again into place."""
+    from . import backup
+    db = _open(db_path)
+    started = time.monotonic()
+    try:
+        counts = backup.backup(db, db_path, target, _actor())
+    except backup.BackupError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"backed up {counts['submissions']:,} submissions, {counts['photos']:,} "
+               f"photos, {counts['releases']:,} releases ({counts['bytes']:,} bytes) to "
+               f"{target} in {time.monotonic() - started:.1f} s")
+
+
 @main.command()
 @click.option("--note", required=True, help="What this release is for.")
 @click.option("--standards", "standards_dir", type=click.Path(file_okay=False),
