@@ -16,7 +16,7 @@ import sys
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from gridcollect import clock, logs, store, workflow
+from gridcollect import clock, logs, releases, store, workflow
 from gridcollect.app import create_app
 
 
@@ -79,6 +79,9 @@ def main(argv=None):
     config = {"DATABASE": args.db}
     db = store.connect(args.db)
     workflow.migrate(db, clock.iso(clock.now()))
+    for release_id in releases.fail_abandoned(db):
+        print(f"release {release_id} was not finished (its builder died): failed, its "
+              f"partial file deleted", file=sys.stderr)
     if args.demo:
         from gridcollect import demo
         from gridcollect.standards import load_standards

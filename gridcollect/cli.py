@@ -449,6 +449,9 @@ def release(note, standards_dir, release_dir, db_path):
     except StandardError as exc:
         raise click.UsageError(str(exc)) from None
     user = access.User(_actor(), "admin", ())
+    for abandoned in releases.fail_abandoned(db):
+        click.echo(f"release {abandoned} was not finished (its builder died): failed, its "
+                   f"partial file deleted", err=True)
     made = releases.create(db, db_path, standards, user, note, release_dir)
     counts = ", ".join(f"{t} {n:,}" for t, n in made["counts"].items())
     click.echo(f"release {made['id']}: {counts}")

@@ -11,6 +11,7 @@ Pure domain: no Flask, no SQL.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -129,35 +130,73 @@ def release_dir(db_path) -> pathlib.Path:
 
 
 def create(db, db_path, standards, user: access.User, note: str, directory=None) -> dict:
-    """Snapshot every master table into a new read-only release file."""
+    """Snapshot every master table into a new read-only release file.
+
+    The builder holds a lock on the file while it writes it, so a build whose process
+    died (``fail_abandoned``) is told apart from one still running."""
     directory = pathlib.Path(directory or release_dir(db_path))
     directory.mkdir(parents=True, exist_ok=True)
     created_at = clock.iso(clock.now())
     file_name = f"release-{created_at[:10]}-{secrets.token_hex(6)}.sqlite"
     path = (directory / file_name).resolve()  # found by the server and the CLI alike
-    with store.write(db):
-        release_id = store.insert_release(db, created_at, user.username, note, str(path))
-    tables = {t: columns(standards, t) for t in RECORD_TYPES}
-    column_rows, code_rows = dictionary(standards)
-    versions = {t: standards.effective(t).version for t in RECORD_TYPES}
-    meta = {"id": release_id, "created_at": created_at, "created_by": user.username,
-            "note": note, "standard_versions": versions}
+    lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        counts = store.write_release_file(db_path, path, tables, column_rows, code_rows, meta)
-        os.chmod(path, 0o444)  # written once: a release never changes
-        with open(path, "rb") as handle:
-            size, digest = path.stat().st_size, hashlib.file_digest(handle, "sha256").hexdigest()
-    except BaseException:
-        path.unlink(missing_ok=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         with store.write(db):
-            store.fail_release(db, release_id)
-        raise
-    at = clock.iso(clock.now())
-    with store.write(db):
-        store.finish_release(db, release_id, counts, versions, size, digest)
-        store.audit(db, [(at, user.username, "release", "release", release_id,
-                          {"note": note, "counts": counts})])
+            release_id = store.insert_release(db, created_at, user.username, note, str(path))
+        tables = {t: columns(standards, t) for t in RECORD_TYPES}
+        column_rows, code_rows = dictionary(standards)
+        versions = {t: standards.effective(t).version for t in RECORD_TYPES}
+        meta = {"id": release_id, "created_at": created_at, "created_by": user.username,
+                "note": note, "standard_versions": versions}
+        try:
+            counts = store.write_release_file(db_path, path, tables, column_rows, code_rows,
+                                              meta)
+            os.chmod(path, 0o444)  # written once: a release never changes
+            with open(path, "rb") as handle:
+                size = path.stat().st_size
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except BaseException:
+            path.unlink(missing_ok=True)
+            with store.write(db):
+                store.fail_release(db, release_id)
+            raise
+        at = clock.iso(clock.now())
+        with store.write(db):
+            store.finish_release(db, release_id, counts, versions, size, digest)
+            store.audit(db, [(at, user.username, "release", "release", release_id,
+                              {"note": note, "counts": counts})])
+    finally:
+        os.close(lock)  # releases the flock
     return store.get_release(db, release_id)
+
+
+def fail_abandoned(db) -> list:
+    """Mark failed, and delete the partial file of, every release whose builder died
+    (killed mid-build: nobody holds its file's lock). Returns their ids."""
+    failed = []
+    for release in store.building_releases(db):
+        path = file_path(release)
+        try:
+            lock = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            lock = None
+        try:
+            if lock is not None:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # still being built
+            with store.write(db):
+                if store.get_release(db, release["id"])["state"] != "building":
+                    continue
+                path.unlink(missing_ok=True)
+                store.fail_release(db, release["id"])
+            failed.append(release["id"])
+        finally:
+            if lock is not None:
+                os.close(lock)
+    return failed
 
 
 def get(db, release_id: int) -> dict:

@@ -918,6 +918,11 @@ def fail_release(db, release_id):
     db.execute("UPDATE releases SET state = 'failed' WHERE id = ?", [release_id])
 
 
+def building_releases(db) -> list:
+    return [dict(row) for row in db.query("SELECT id, file FROM releases"
+                                          " WHERE state = 'building'")]
+
+
 def _release(row) -> dict:
     release = dict(row)
     for key in ("counts", "standard_versions"):

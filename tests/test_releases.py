@@ -225,3 +225,25 @@ def test_lists_render_as_their_items_joined_by_semicolons(items):
     [(rendered,)] = conn.execute(f"SELECT {store._LIST_FAST.format(v=':v')}",
                                  {"v": stored}).fetchall()
     assert rendered == ";".join(items)
+
+
+def test_a_release_whose_builder_died_is_failed_and_its_file_deleted(app, db, tmp_path):
+    import fcntl
+
+    from gridcollect import releases
+    folder = tmp_path / "rel"
+    folder.mkdir()
+    dead, alive = folder / "dead.sqlite", folder / "alive.sqlite"
+    dead.write_bytes(b"SQLite format 3\x00 half written")
+    alive.write_bytes(b"")
+    with store.write(db):
+        dead_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "", str(dead))
+        alive_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "", str(alive))
+        gone_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "",
+                                       str(folder / "never-created.sqlite"))
+    with open(alive, "rb") as builder:  # a build still running holds its file's lock
+        fcntl.flock(builder, fcntl.LOCK_EX)
+        assert releases.fail_abandoned(db) == [dead_id, gone_id]
+    assert not dead.exists() and alive.exists()
+    states = {r: store.get_release(db, r)["state"] for r in (dead_id, alive_id, gone_id)}
+    assert states == {dead_id: "failed", alive_id: "building", gone_id: "failed"}
