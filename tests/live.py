@@ -97,14 +97,18 @@ def log_problems(*paths) -> list:
 
 
 class Phone:
-    """A requests session logged in as one user."""
+    """A requests session logged in as one user, or with a token it already has (tokens
+    are in the database: they outlive a server)."""
 
-    def __init__(self, url, username, password=PASSWORD):
+    def __init__(self, url, username=None, password=PASSWORD, token=None):
         self.url, self.session = url, requests.Session()
-        response = self.session.post(f"{url}/auth/token",
-                                     json={"username": username, "password": password})
-        assert response.status_code == 200, response.text
-        self.session.headers["Authorization"] = f"Bearer {response.json()['token']}"
+        if token is None:
+            response = self.session.post(f"{url}/auth/token",
+                                         json={"username": username, "password": password})
+            assert response.status_code == 200, response.text
+            token = response.json()["token"]
+        self.token = token
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, path, **kw):
         return self.session.get(self.url + path, timeout=kw.pop("timeout", 30), **kw)
