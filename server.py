@@ -51,7 +51,7 @@ class RedactingLogger(glogging.Logger):
         target = logs.request_target(environ.get("RAW_URI", ""))
         atoms.update(r=f"{environ['REQUEST_METHOD']} {target} {environ['SERVER_PROTOCOL']}",
                      U=target.partition("?")[0], q=target.partition("?")[2],
-                     f=logs.request_target(atoms["f"]))
+                     f=logs.request_target(atoms["f"]), a=logs.printable(atoms["a"]))
         for secret in ("{authorization}i", "{cookie}i"):
             atoms.pop(secret, None)
         return atoms

@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from . import clock, store
+from . import clock, logs, store
 from .access import ROLES, User
 from .grids import is_prefix
 
@@ -89,7 +89,7 @@ def login(db, username: str, password: str, address: str, settings: Settings) ->
     """
     now = clock.now()
     at, since = clock.iso(now), clock.iso(now - settings.failure_window)
-    name = username[:64]
+    name = logs.printable(username[:64])  # audited as typed, but unable to fake a name
     keys = {f"user:{name}": settings.max_failures,
             f"addr:{address}": settings.max_failures_per_address}
     throttled = _throttled(db, now, settings.failure_window, keys)  # read only: no write lock

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 import os
 import pathlib
@@ -144,16 +145,34 @@ def _limit_body():
     config = flask.current_app.config
     if request.routing_exception is not None:
         return  # no such route: answered 404/405 whatever the body
-    if request.endpoint in _RAW_BODY_ENDPOINTS:
-        request.max_content_length = config["MAX_PHOTO_BYTES"]
-        return
-    request.max_content_length = config["MAX_JSON_BYTES"]
-    if request.method in ("POST", "PUT", "PATCH") and (
+    raw = request.endpoint in _RAW_BODY_ENDPOINTS
+    limit = config["MAX_PHOTO_BYTES"] if raw else config["MAX_JSON_BYTES"]
+    request.max_content_length = limit
+    if request.method not in ("POST", "PUT", "PATCH") or not (
             request.content_length or request.headers.get("Transfer-Encoding")):
-        if request.mimetype != "application/json":
-            raise ApiError("unsupported_media_type", expected="application/json")
-        if request.content_length and request.content_length > config["MAX_JSON_BYTES"]:
-            raise ApiError("too_large", limit=config["MAX_JSON_BYTES"])
+        return
+    if not raw and request.mimetype != "application/json":
+        raise ApiError("unsupported_media_type", expected="application/json")
+    if request.content_length is None:
+        _read_unsized_body(request.environ, limit)
+    elif request.content_length > limit:
+        raise ApiError("too_large", limit=limit)
+
+
+def _read_unsized_body(environ, limit):
+    """Read a body sent without a length (chunked) here, so that one over the limit is
+    refused whole (413) rather than cut at the limit and taken for complete."""
+    stream, data = environ["wsgi.input"], bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(65536, limit + 1 - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise ApiError("too_large", limit=limit)
+    environ["wsgi.input"] = io.BytesIO(bytes(data))
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _security_headers(response):

@@ -11,6 +11,7 @@ import click
 from .checks import Context
 from .filecheck import check_files
 from .grids import Grid, GridFileError, is_grid_code, is_prefix, load_geojson
+from .logs import printable
 from .standards import RECORD_TYPES, StandardError, load_standards
 from .tabular import FileError, file_format
 
@@ -42,13 +43,6 @@ class Progress:
 
 def _message(exc) -> str:
     return exc.message if isinstance(exc, click.UsageError) else str(exc)
-
-
-def _printable(line: str) -> str:
-    """A report line with control characters escaped: a cell cannot forge lines."""
-    if line.isprintable():
-        return line
-    return "".join(c if c.isprintable() or c in " \u3000" else ascii(c)[1:-1] for c in line)
 
 
 @click.group()
@@ -113,7 +107,7 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
                           + json.dumps(result.as_dict(), ensure_ascii=False))
             else:
                 for error in result.errors:
-                    out.write(_printable(f"{result.file}:{result.row}: {error.field or '-'} "
+                    out.write(printable(f"{result.file}:{result.row}: {error.field or '-'} "
                                          f"[{error.code}] {error.message}") + "\n")
     except BrokenPipeError:  # e.g. | head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -404,7 +398,7 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
         raise click.UsageError(str(exc)) from None
     for row, row_errors in summary.errors:
         for error in row_errors:
-            click.echo(_printable(f"{file}:{row}: {error['field'] or '-'} [{error['code']}] "
+            click.echo(printable(f"{file}:{row}: {error['field'] or '-'} [{error['code']}] "
                                   f"{error['message']}"))
     click.echo(f"{summary.rows} rows: {summary.accepted} accepted, {summary.duplicate} "
                f"already imported, {summary.invalid} invalid, {summary.forbidden} forbidden"

@@ -87,8 +87,8 @@ PROBLEMS = {
     "bad_json": (400, "请求体不是有效的 JSON", "the body is not valid JSON: {detail}"),
     "bad_query": (400, "查询参数错误", "bad query parameter: {detail}"),
     "unknown_filter": (400, "未知的查询字段", "{field} is not a field of {record_type}"),
-    "bad_filter_value": (400, "查询值与字段类型不符", "{field}: the value does not fit the"
-                         " field's type"),
+    "bad_filter_value": (400, "查询值与字段类型或长度不符", "{field}: the value does not fit"
+                         " the field's type or length"),
     "unfilterable": (400, "该字段不能用于查询", "{field} cannot be searched by value"),
     "bad_cursor": (400, "分页游标无效", "cursor is not valid; start again without it"),
     "auth_required": (401, "需要登录", "authentication required: send Authorization: Bearer"

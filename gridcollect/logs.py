@@ -7,7 +7,7 @@ record is looked up by its ID number (``/records/person/<id number>``) and recor
 are filtered by any field (``?phone=…``). So a request is logged with ID numbers
 masked in its path, and with the values of its query parameters shown only for
 parameters that never carry personal data. Every other log line has ID numbers
-masked too.
+masked too, and what a client sent is logged with its control characters escaped.
 """
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def _mask(match) -> str:
     return head + "*" * len(middle) + tail
 
 
+def printable(text: str) -> str:
+    """``text`` with control, format (bidi) and separator characters escaped (``\\n``,
+    ``\\u202e``): what a user typed cannot forge a line, hide itself or read backwards
+    in a log, an audit entry or a report."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in " \u3000" else ascii(c)[1:-1] for c in text)
+
+
 def redact(text: str) -> str:
     """``text`` with every ID number masked like ``420502********1234`` (full-width
     digits count as digits)."""
@@ -41,21 +50,28 @@ def redact(text: str) -> str:
 def request_target(raw_uri: str) -> str:
     """A request's path and query as they may be logged."""
     path, _, query = raw_uri.partition("?")
-    path = redact(urllib.parse.unquote(path, errors="replace"))
-    if not query:
-        return path
-    shown = []
-    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, errors="replace"):
-        shown.append(f"{key}={value}" if key in SAFE_PARAMETERS else f"{key}=*")
-    return redact(path + "?" + "&".join(shown))
+    path = urllib.parse.unquote(path, errors="replace")
+    if query:
+        shown = []
+        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True,
+                                                 errors="replace"):
+            shown.append(f"{key}={value}" if key in SAFE_PARAMETERS else f"{key}=*")
+        path += "?" + "&".join(shown)
+    return printable(redact(path))
 
 
 class RedactFilter(logging.Filter):
-    """Masks ID numbers in every record a handler writes."""
+    """Masks ID numbers in every record a handler writes, its traceback included."""
 
     def filter(self, record):
         message = record.getMessage()
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -45,7 +45,12 @@ def field_filters(standards, user: access.User, record_type: str, params: dict) 
     return filters
 
 
+MAX_FILTER_CHARS = 4000  # twice the longest text a field of the standards allows (2,000)
+
+
 def _typed(text: str, field_type: str, name: str):
+    if len(text) > MAX_FILTER_CHARS:
+        raise BadFilter(name, "bad_filter_value")
     try:
         if field_type == "integer":
             value = int(text)

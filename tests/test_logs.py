@@ -28,6 +28,8 @@ def test_id_numbers_are_masked(text, expected):
      "/api/v1/audit?object_id=*&object_type=record"),
     ("/api/v1/submissions?state=pending&grid=420502001002003",
      "/api/v1/submissions?state=pending&grid=420502001002003"),
+    ("/api/v1/x%0D%0A127.0.0.1%20-%20%22GET%20/forged%22%1B%E2%80%AE%00",
+     '/api/v1/x\\r\\n127.0.0.1 - "GET /forged"\\x1b\\u202e\\x00'),  # no forged line
 ])
 def test_a_request_is_logged_without_personal_values(target, expected):
     assert request_target(target) == expected

@@ -139,5 +139,9 @@ class PhotoFile(MethodView):
         path = workflow.photo_path(runtime().photo_dir, photo["sha256"])
         if not path.is_file():
             raise ApiError("not_found")
-        return flask.send_file(path, mimetype=photo["content_type"], max_age=86400,
-                               etag=photo["sha256"])
+        response = flask.send_file(path, mimetype=photo["content_type"], max_age=86400,
+                                   etag=photo["sha256"])
+        # it never changes, but it is personal: the phone may keep it, a proxy may not
+        response.cache_control.public = False
+        response.cache_control.private = True
+        return response
