@@ -219,6 +219,7 @@ def read_dictionary(path) -> dict:
     column_rows, code_rows = store.release_dictionary(path)
     tables = {}
     for row in column_rows:
+        row["free_text"] = bool(row["free_text"])  # SQLite keeps it as 0 or 1
         tables.setdefault(row.pop("record_type"), []).append(row)
     codes = {}
     for row in code_rows:

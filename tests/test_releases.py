@@ -163,6 +163,8 @@ def test_the_dictionary(release, login):
     assert person_columns["key"]["sensitivity"] == "personal"  # it is the ID number
     assert person_columns["special_groups"]["sensitivity"] == "secret"
     assert "dog_registration" in person_columns  # a field an overlay adds
+    assert person_columns["name"]["free_text"] is True  # a boolean, as documented
+    assert person_columns["sex"]["free_text"] is False
     house_columns = {c["column"] for c in body["tables"]["house"]}
     assert {"location.lat", "location.lon"} <= house_columns
     assert body["code_tables"]["gb_t_2261_1"]["codes"]["2"] == "女性"

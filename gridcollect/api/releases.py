@@ -81,8 +81,10 @@ class ReleaseTable(MethodView):
     @authenticated("read_releases")
     @blp.arguments(ExportArgs, location="query")
     @blp.doc(responses={"200": {"description": "the table, streamed", "content": {
-        mimetype.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
-        for mimetype in releases.FORMATS.values()}}})
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "array", "items": {
+            "type": "object", "description": "a row: column name -> value"}}},
+        releases.FORMATS["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}})
     def get(self, args, release_id, record_type, fmt):
         """A release table as CSV (UTF-8 with BOM; cells that a spreadsheet would run
         as formulas start with '), JSON or XLSX: streamed, masked for the caller, rows
