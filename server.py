@@ -46,6 +46,19 @@ class RedactingLogger(glogging.Logger):
         app_log.handlers, app_log.propagate = list(self.error_log.handlers), False
         app_log.setLevel(self.error_log.level)
 
+    def warning(self, msg, *args, **kwargs):
+        # gunicorn's refusal of a malformed request quotes the offending line or header,
+        # which may hold a token or a query: the log keeps what was wrong, not the text
+        if msg.startswith("Invalid request from ip="):
+            msg = msg.split("'", 1)[0].rstrip(": ") + " (the request's text is not logged)"
+        super().warning(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):
+        if msg.startswith("Error handling request"):  # its arguments: method and URI
+            args = tuple(logs.request_target(a) if isinstance(a, str) and "/" in a else a
+                         for a in args)
+        super().exception(msg, *args, **kwargs)
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         target = logs.request_target(environ.get("RAW_URI", ""))
@@ -79,7 +92,7 @@ def main(argv=None):
     config = {"DATABASE": args.db}
     db = store.connect(args.db)
     workflow.migrate(db, clock.iso(clock.now()))
-    for release_id in releases.fail_abandoned(db):
+    for release_id in releases.fail_abandoned(db, releases.release_dir(args.db)):
         print(f"release {release_id} was not finished (its builder died): failed, its "
               f"partial file deleted", file=sys.stderr)
     if args.demo:

@@ -163,11 +163,14 @@ def _read_unsized_body(environ, limit):
     """Read a body sent without a length (chunked) here, so that one over the limit is
     refused whole (413) rather than cut at the limit and taken for complete."""
     stream, data = environ["wsgi.input"], bytearray()
-    while len(data) <= limit:
-        chunk = stream.read(min(65536, limit + 1 - len(data)))
-        if not chunk:
-            break
-        data += chunk
+    try:
+        while len(data) <= limit:
+            chunk = stream.read(min(65536, limit + 1 - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except Exception:  # the server's errors for malformed chunks, or the
+        raise ApiError("bad_body") from None  # phone gone mid-body: all mean no body
     if len(data) > limit:
         raise ApiError("too_large", limit=limit)
     environ["wsgi.input"] = io.BytesIO(bytes(data))

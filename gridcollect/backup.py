@@ -1,18 +1,27 @@
 """Online backup: a consistent copy of a live database, its photos and its releases.
 
+A backup is one new folder holding what the server keeps beside each other: the
+database, ``<name>-photos/`` and ``<name>-releases/``. Serving the copy
+(``server.py --db FOLDER/<name>``) restores it.
+
 The database is copied with SQLite's backup API in one step: one read transaction,
 so the copy is the database as it was at one moment, while the server goes on
 writing (in WAL mode readers and writers never wait for each other). Photos and
 release files never change once written, and a photo's file is written before its
-row: every file the copy names exists, and is copied after it. The copy is laid out
-as the server expects (``PATH``, ``PATH-photos``, ``PATH-releases``), so serving
-``--db PATH`` restores it, and it is checked (``PRAGMA integrity_check``) before it
-takes its name: a backup that fails or is killed leaves no file at ``PATH``.
+row: every file the copy names exists, and is copied after it.
+
+Everything is built in a hidden staging folder beside the target, checked
+(``PRAGMA integrity_check``), and renamed into place in one step: a backup that
+fails or is killed leaves nothing at the target, and never touches what is
+there. The staging folder is locked while in use; the next backup removes the
+staging folders of backups that died.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
+import secrets
 import shutil
 import sqlite3
 
@@ -24,8 +33,11 @@ class BackupError(Exception):
 
 
 def _fsync(path):
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _copy(source: pathlib.Path, target: pathlib.Path):
@@ -34,41 +46,49 @@ def _copy(source: pathlib.Path, target: pathlib.Path):
     _fsync(target)
 
 
+def _remove_dead_stagings(target: pathlib.Path):
+    for staging in target.parent.glob(f".{target.name}.partial-*"):
+        handle = os.open(staging, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a backup still running
+        finally:
+            os.close(handle)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def backup(db, db_path, target, actor: str) -> dict:
-    """Copy the database at ``db_path`` (open as ``db``) to ``target``; returns what
-    was copied: submissions, photos, releases, bytes."""
+    """Copy the database at ``db_path`` (open as ``db``) into the new folder ``target``;
+    returns what was copied: submissions, photos, releases, bytes."""
     target = pathlib.Path(target).resolve()
-    photos, releases = (pathlib.Path(f"{target}{suffix}") for suffix in ("-photos",
-                                                                          "-releases"))
-    for path in (target, pathlib.Path(f"{target}-wal"), photos, releases):
-        if path.exists():
-            raise BackupError(f"{path} exists: a backup never overwrites anything")
+    if target.exists():
+        raise BackupError(f"{target} exists: a backup goes into a new folder and never "
+                          f"overwrites anything")
     if not target.parent.is_dir():
         raise BackupError(f"{target.parent}: no such folder")
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    _remove_dead_stagings(target)
+    name = pathlib.Path(db_path).name
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    staging.mkdir()
+    lock = os.open(staging, os.O_RDONLY)
     try:
-        copy = sqlite3.connect(partial, isolation_level=None)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        counts = _stage(db_path, staging / name, pathlib.Path(f"{db_path}-photos"),
+                        target / f"{name}-releases")
+        _fsync(staging)
         try:
-            source = sqlite3.connect(str(db_path), timeout=store.BUSY_TIMEOUT_S)
-            try:
-                source.backup(copy)  # pages=-1: the whole file in one read transaction
-            finally:
-                source.close()
-            counts = _copy_files(copy, pathlib.Path(f"{db_path}-photos"), photos, releases)
-            check = copy.execute("PRAGMA integrity_check").fetchall()
-            if check != [("ok",)]:
-                raise BackupError(f"the copy failed its integrity check: {check[:5]}")
-            copy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            copy.close()
-        _fsync(partial)
-        os.replace(partial, target)
+            os.rename(staging, target)  # one step; refused if something non-empty is there
+        except OSError as exc:
+            raise BackupError(f"{target}: {exc.strerror}; the backup was not put there") \
+                from None
+        _fsync(target.parent)
     except BaseException:
-        partial.unlink(missing_ok=True)
-        for folder in (photos, releases):
-            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
-    counts["bytes"] = target.stat().st_size
+    finally:
+        os.close(lock)
+    counts["bytes"] = (target / name).stat().st_size
     at = clock.iso(clock.now())
     with store.write(db):
         store.audit(db, [(at, actor, "backup", "database", None,
@@ -76,7 +96,28 @@ def backup(db, db_path, target, actor: str) -> dict:
     return counts
 
 
-def _copy_files(copy, photo_dir, photos, releases) -> dict:
+def _stage(db_path, copy_path: pathlib.Path, photo_dir: pathlib.Path,
+           final_releases: pathlib.Path) -> dict:
+    copy = sqlite3.connect(copy_path, isolation_level=None)
+    try:
+        source = sqlite3.connect(str(db_path), timeout=store.BUSY_TIMEOUT_S)
+        try:
+            source.backup(copy)  # pages=-1: the whole file in one read transaction
+        finally:
+            source.close()
+        counts = _copy_files(copy, photo_dir, pathlib.Path(f"{copy_path}-photos"),
+                             pathlib.Path(f"{copy_path}-releases"), final_releases)
+        check = copy.execute("PRAGMA integrity_check").fetchall()
+        if check != [("ok",)]:
+            raise BackupError(f"the copy failed its integrity check: {check[:5]}")
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    finally:
+        copy.close()
+    _fsync(copy_path)
+    return counts
+
+
+def _copy_files(copy, photo_dir, photos, releases, final_releases) -> dict:
     """Copy the photos and the ready release files the copied database names; a
     release still building at the snapshot is failed in the copy."""
     copied_photos = 0
@@ -91,7 +132,7 @@ def _copy_files(copy, photo_dir, photos, releases) -> dict:
             raise BackupError(f"release {release_id}: its file {source} is missing")
         _copy(source, releases / source.name)
         os.chmod(releases / source.name, 0o444)
-        moved.append((str(releases / source.name), release_id))
+        moved.append((str(final_releases / source.name), release_id))
     copy.execute("BEGIN")
     copy.executemany("UPDATE releases SET file = ? WHERE id = ?", moved)
     copy.execute("UPDATE releases SET state = 'failed' WHERE state = 'building'")

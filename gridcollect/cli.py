@@ -408,12 +408,12 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
 
 
 @main.command("backup")
-@click.argument("target", metavar="PATH", type=click.Path(dir_okay=False))
+@click.argument("target", metavar="FOLDER", type=click.Path())
 @db_option
 def backup_(target, db_path):
-    """Copy the database, its photos and its releases to PATH, PATH-photos and
-    PATH-releases, consistently, while the server goes on writing. To restore,
-    serve the copy (`server.py --db PATH`), or back it up again into place."""
+    """Copy the database, its photos and its releases into the new FOLDER, consistently,
+    while the server goes on writing. To restore, serve the copy
+    (`server.py --db FOLDER/<database name>`)."""
     from . import backup
     db = _open(db_path)
     started = time.monotonic()
@@ -422,8 +422,9 @@ def backup_(target, db_path):
     except backup.BackupError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(f"backed up {counts['submissions']:,} submissions, {counts['photos']:,} "
-               f"photos, {counts['releases']:,} releases ({counts['bytes']:,} bytes) to "
-               f"{target} in {time.monotonic() - started:.1f} s")
+               f"photos, {counts['releases']:,} releases ({counts['bytes']:,} bytes) in "
+               f"{time.monotonic() - started:.1f} s; to restore, serve "
+               f"{os.path.join(target, os.path.basename(db_path))}")
 
 
 @main.command()
@@ -443,7 +444,7 @@ def release(note, standards_dir, release_dir, db_path):
     except StandardError as exc:
         raise click.UsageError(str(exc)) from None
     user = access.User(_actor(), "admin", ())
-    for abandoned in releases.fail_abandoned(db):
+    for abandoned in releases.fail_abandoned(db, release_dir or releases.release_dir(db_path)):
         click.echo(f"release {abandoned} was not finished (its builder died): failed, its "
                    f"partial file deleted", err=True)
     made = releases.create(db, db_path, standards, user, note, release_dir)

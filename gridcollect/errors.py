@@ -85,6 +85,8 @@ CATALOGUE = {
 # server gives comes from here; {placeholders} are filled by the caller.
 PROBLEMS = {
     "bad_json": (400, "请求体不是有效的 JSON", "the body is not valid JSON: {detail}"),
+    "bad_body": (400, "请求体不完整或已损坏，请重新发送", "the body was cut off or malformed in"
+                 " transit; send it again"),
     "bad_query": (400, "查询参数错误", "bad query parameter: {detail}"),
     "unknown_filter": (400, "未知的查询字段", "{field} is not a field of {record_type}"),
     "bad_filter_value": (400, "查询值与字段类型或长度不符", "{field}: the value does not fit"

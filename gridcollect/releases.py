@@ -10,6 +10,7 @@ Pure domain: no Flask, no SQL.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -171,32 +172,56 @@ def create(db, db_path, standards, user: access.User, note: str, directory=None)
     return store.get_release(db, release_id)
 
 
-def fail_abandoned(db) -> list:
-    """Mark failed, and delete the partial file of, every release whose builder died
-    (killed mid-build: nobody holds its file's lock). Returns their ids."""
+def fail_abandoned(db, directory) -> list:
+    """Clean up after release builders that died (killed mid-build: nobody holds their
+    file's lock): a release left ``building`` is failed and its partial file deleted;
+    a file in ``directory`` that no release names (its builder died before its row was
+    written) is deleted. Returns the ids of the releases failed."""
     failed = []
     for release in store.building_releases(db):
         path = file_path(release)
-        try:
-            lock = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            lock = None
-        try:
-            if lock is not None:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # still being built
+        with _unheld(path) as free:
+            if not free:
+                continue  # still being built
             with store.write(db):
                 if store.get_release(db, release["id"])["state"] != "building":
                     continue
                 path.unlink(missing_ok=True)
                 store.fail_release(db, release["id"])
             failed.append(release["id"])
-        finally:
-            if lock is not None:
-                os.close(lock)
+    directory = pathlib.Path(directory)
+    named = store.release_files(db)
+    for path in directory.glob("release-*.sqlite") if directory.is_dir() else ():
+        if str(path.resolve()) in named:
+            continue
+        with _unheld(path) as free:
+            # a builder writes its row holding the lock: once we hold it, no row means none
+            if free and str(path.resolve()) not in store.release_files(db):
+                path.unlink(missing_ok=True)
     return failed
+
+
+@contextlib.contextmanager
+def _unheld(path):
+    """Whether no builder holds ``path`` (a missing file is held by nobody); the lock
+    is kept while the caller decides."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield True
+        return
+    except PermissionError:  # another user's build: not ours to judge
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(handle)
 
 
 def get(db, release_id: int) -> dict:

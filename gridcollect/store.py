@@ -923,6 +923,10 @@ def building_releases(db) -> list:
                                           " WHERE state = 'building'")]
 
 
+def release_files(db) -> set:
+    return {row["file"] for row in db.query("SELECT file FROM releases")}
+
+
 def _release(row) -> dict:
     release = dict(row)
     for key in ("counts", "standard_versions"):

@@ -308,6 +308,7 @@ def test_kills_while_releases_are_built(tmp_path, figures):
     ready = dict(conn.execute("SELECT file, sha256 FROM releases WHERE state = 'ready'"))
     conn.close()
     assert answered and "building" not in states
+    assert states.get("failed", 0) > 0, "no kill caught a release being built"
     assert {str(p) for p in folder.iterdir()} == set(ready)  # no partial file left behind
     for file, sha256 in ready.items():
         with open(file, "rb") as handle:

@@ -4,7 +4,11 @@ import csv
 import io
 import json
 import os
+import pathlib
 import sqlite3
+import subprocess
+import sys
+import textwrap
 
 import openpyxl
 import pytest
@@ -12,7 +16,7 @@ from conftest import FAST_HASH, GRID_CODE, GRID_FAR, PASSWORD, id_number, person
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridcollect import access, accounts, store
+from gridcollect import access, accounts, releases, store
 
 KEY = id_number(1)
 FORMULA_ADDRESS = "=HYPERLINK(\"http://evil\",\"点击\")"
@@ -238,14 +242,41 @@ def test_a_release_whose_builder_died_is_failed_and_its_file_deleted(app, db, tm
     dead, alive = folder / "dead.sqlite", folder / "alive.sqlite"
     dead.write_bytes(b"SQLite format 3\x00 half written")
     alive.write_bytes(b"")
+    # builders that died, or are still waiting, before writing their row
+    orphan, unborn = folder / "release-2026-11-21-dead.sqlite", folder / "release-x.sqlite"
+    orphan.write_bytes(b"")
+    unborn.write_bytes(b"")
     with store.write(db):
         dead_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "", str(dead))
         alive_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "", str(alive))
         gone_id = store.insert_release(db, "2026-11-21T10:00:00+08:00", "a", "",
                                        str(folder / "never-created.sqlite"))
-    with open(alive, "rb") as builder:  # a build still running holds its file's lock
-        fcntl.flock(builder, fcntl.LOCK_EX)
-        assert releases.fail_abandoned(db) == [dead_id, gone_id]
+    with open(alive, "rb") as builder, open(unborn, "rb") as waiting:
+        fcntl.flock(builder, fcntl.LOCK_EX)  # a build still running holds its file's lock
+        fcntl.flock(waiting, fcntl.LOCK_EX)
+        assert releases.fail_abandoned(db, folder) == [dead_id, gone_id]
     assert not dead.exists() and alive.exists()
+    assert not orphan.exists() and unborn.exists()
     states = {r: store.get_release(db, r)["state"] for r in (dead_id, alive_id, gone_id)}
     assert states == {dead_id: "failed", alive_id: "building", gone_id: "failed"}
+
+
+def test_a_builder_killed_before_its_row_exists_leaves_no_file(app):
+    """A builder makes and locks its file, then queues for the write lock to insert its
+    row (up to 30 s under load): killed in between, it leaves a file no row names."""
+    db_path = app.config["DATABASE"]
+    folder = pathlib.Path(f"{db_path}-releases")
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from gridcollect import store
+        from gridcollect.cli import main
+        def die(*args):
+            os.kill(os.getpid(), signal.SIGKILL)
+        store.insert_release = die
+        main(["release", "--note", "cut", "--db", {db_path!r}])
+    """)], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    db = store.connect(db_path)
+    releases.fail_abandoned(db, folder)  # what the server does when it next starts
+    ready = {r["file"] for r in db.query("SELECT file FROM releases WHERE state = 'ready'")}
+    assert {str(p) for p in folder.iterdir()} == ready
