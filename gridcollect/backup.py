@@ -48,7 +48,10 @@ def _copy(source: pathlib.Path, target: pathlib.Path):
 
 def _remove_dead_stagings(target: pathlib.Path):
     for staging in target.parent.glob(f".{target.name}.partial-*"):
-        handle = os.open(staging, os.O_RDONLY)
+        try:
+            handle = os.open(staging, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # another backup removed it meanwhile
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
