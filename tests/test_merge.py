@@ -1,5 +1,7 @@
 """Merge on confirm (SPEC.md section 6): master records, versions, history, conflicts,
 retire, moves between grids, events, and rebuild-equals-live."""
+import json
+
 import pytest
 from click.testing import CliRunner
 from conftest import GRID_CODE, GRID_OTHER, event, id_number, item, person
@@ -197,16 +199,16 @@ def test_submissions_confirmed_before_merging_existed_become_records(tmp_path, m
     old = store.connect(path)
     monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:2])
     store.migrate(old, "2026-01-01T00:00:00.000+08:00")
-    with store.write(old):
-        rows = [{**dict(zip(store.SUBMISSION_COLUMNS, [
+    with store.write(old):  # as issue 3's store wrote them: no monitoring figures yet
+        old["submissions"].insert_all([dict(zip(store.SUBMISSION_COLUMNS, [
             "w3", f"c{i}", "person", "420502001002003", "upsert", KEY,
-            person(residence_type=str(i + 1)), "confirmed", "2026-11-20T10:00:00.000+08:00",
-            "2026-11-20T10:00:00.000+08:00", "2026.1", None, None]))} for i in range(2)]
-        store.insert_submissions(old, rows)
+            json.dumps(person(residence_type=str(i + 1))), "confirmed",
+            "2026-11-20T10:00:00.000+08:00", "2026-11-20T10:00:00.000+08:00", "2026.1", None,
+            None])) for i in range(2)])
         old.execute("UPDATE submissions SET review_by = 'sup', review_at = ? || id",
                     ["2026-11-20T11:00:00.00"])
     monkeypatch.undo()
-    assert workflow.migrate(old, clock.iso(clock.now())) == [3]
+    assert workflow.migrate(old, clock.iso(clock.now())) == [3, 4]
     record = store.get_record(old, "person", KEY)
     assert record["version"] == 2 and record["data"]["residence_type"] == "2"
     assert old.execute("SELECT confirmed FROM monitor_areas WHERE area = ''").fetchone() == (2,)
