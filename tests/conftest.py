@@ -147,6 +147,20 @@ def send_and_confirm(login, client_id, data, record_type="person", worker="w3",
     return result["id"]
 
 
+def derived_tables(db) -> dict:
+    """What merges and their triggers derive from the submissions (records, history,
+    monitoring figures), row by row: equal to a rebuild's, or something was half done."""
+    tables = {}
+    for table, order in (("records", "record_type, key"), ("record_history", "seq"),
+                         ("monitor_areas", "area"), ("monitor_records", "area, record_type"),
+                         ("monitor_workers", "grid_code, worker"),
+                         ("monitor_field_errors", "area, record_type, field, code"),
+                         ("monitor_review_times", "area, seconds")):
+        tables[table] = [tuple(row) for row in db.execute(
+            f"SELECT * FROM {table} ORDER BY {order}")]
+    return tables
+
+
 class Caller:
     """A test client that sends one user's bearer token."""
 

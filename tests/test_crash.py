@@ -16,7 +16,7 @@ import pytest
 import requests
 from live import Phone, Server, log_problems, make_city
 
-from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, id_number, item, person
+from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, derived_tables, id_number, item, person
 from gridcollect import store, workflow
 
 pytestmark = pytest.mark.slow
@@ -154,18 +154,6 @@ def test_kills_while_phones_send_batches(tmp_path, figures):
     assert cut > 0, "no kill caught a batch in flight"
 
 
-def snapshot(db):
-    tables = {}
-    for table, order in (("records", "record_type, key"), ("record_history", "seq"),
-                         ("monitor_areas", "area"), ("monitor_records", "area, record_type"),
-                         ("monitor_workers", "grid_code, worker"),
-                         ("monitor_field_errors", "area, record_type, field, code"),
-                         ("monitor_review_times", "area, seconds")):
-        tables[table] = [tuple(row) for row in db.execute(
-            f"SELECT * FROM {table} ORDER BY {order}")]
-    return tables
-
-
 def rebuilt_equals_live(db_path, folder):
     """The master records, their history and the monitoring figures are exactly what
     the merged submissions give (rebuilt on a copy): no merge was half applied."""
@@ -177,9 +165,9 @@ def rebuilt_equals_live(db_path, folder):
     target.close()
     db = store.connect(copy)
     try:
-        live = snapshot(db)
+        live = derived_tables(db)
         workflow.rebuild(db)
-        assert snapshot(db) == live
+        assert derived_tables(db) == live
     finally:
         db.close()
         copy.unlink()

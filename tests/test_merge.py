@@ -4,7 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import GRID_CODE, GRID_OTHER, event, id_number, item, person
+from conftest import GRID_CODE, GRID_OTHER, derived_tables, event, id_number, item, person
 
 from gridcollect import store, workflow
 
@@ -270,18 +270,6 @@ def test_merges_are_audited(w3, sup, login):
     assert entry["detail"]["merged"] == {"record_type": "person", "version": 1}
 
 
-def _snapshot(db):
-    tables = {}
-    for table, order in (("records", "record_type, key"), ("record_history", "seq"),
-                         ("monitor_areas", "area"), ("monitor_records", "area, record_type"),
-                         ("monitor_workers", "grid_code, worker"),
-                         ("monitor_field_errors", "area, record_type, field, code"),
-                         ("monitor_review_times", "area, seconds")):
-        tables[table] = [tuple(row) for row in db.execute(
-            f"SELECT * FROM {table} ORDER BY {order}")]
-    return tables
-
-
 def _busy_day(w3, sup, login):
     """Creates, updates, conflicts (resolved both ways), retires, restores, moves,
     events, invalid attempts, returns and rejections."""
@@ -312,19 +300,19 @@ def _busy_day(w3, sup, login):
 def test_rebuilt_tables_equal_the_live_ones(w3, sup, login, db, monkeypatch, batch):
     monkeypatch.setattr(workflow, "REBUILD_BATCH", batch)
     _busy_day(w3, sup, login)
-    live = _snapshot(db)
+    live = derived_tables(db)
     assert len(live["records"]) == 6 and len(live["record_history"]) == 12
     counts = workflow.rebuild(db)
-    assert _snapshot(db) == live
+    assert derived_tables(db) == live
     assert counts == {"person": {"active": 3, "retired": 0}, "event": {"active": 3, "retired": 0}}
 
 
 def test_gridcollect_rebuild_from_the_command_line(w3, sup, login, db, app):
     from gridcollect.cli import main
     _busy_day(w3, sup, login)
-    live = _snapshot(db)
+    live = derived_tables(db)
     db.execute("DELETE FROM records")  # damaged derived data
     result = CliRunner().invoke(main, ["rebuild", "--db", app.config["DATABASE"]])
     assert result.exit_code == 0, result.output
     assert "person" in result.output
-    assert _snapshot(db) == live
+    assert derived_tables(db) == live

@@ -2,7 +2,7 @@
 import datetime
 
 import pytest
-from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, id_number, item, person
+from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, derived_tables, id_number, item, person
 
 from gridcollect import clock, store, workflow
 from gridcollect.checks import CHINA
@@ -170,3 +170,23 @@ def test_rebuild_keeps_the_figures(day, db):
 def test_median_of_a_histogram(histogram, expected):
     from gridcollect.monitor import median
     assert median(histogram) == expected
+
+
+def test_a_batch_across_grids_and_workers_counts_as_a_recount_would(db):
+    """insert_submissions adds a batch's figures at once, per area and worker."""
+    rows = [dict(zip(store.SUBMISSION_COLUMNS, [
+        worker, f"{worker}-{i}", "person", grid, "upsert", id_number(i), person(i), "pending",
+        "2026-11-20T10:00:00.000+08:00", f"2026-11-21T10:00:0{i}.000+08:00", "2026.1", None,
+        None])) for i, (worker, grid) in enumerate([
+            ("w3", GRID_CODE), ("w3", GRID_CODE), ("w4", GRID_OTHER), ("wfar", GRID_FAR),
+            ("w3", GRID_OTHER)])]
+    with store.write(db):
+        store.insert_submissions(db, rows[:2])
+        store.insert_submissions(db, rows[2:])
+    live = derived_tables(db)
+    assert dict(db.execute("SELECT area, submitted FROM monitor_areas WHERE area IN"
+                           " ('', '420502001', '420502001002')")) == {
+        "": 5, "420502001": 4, "420502001002": 4}
+    with store.write(db):
+        store.recount_monitor(db)
+    assert derived_tables(db) == live
