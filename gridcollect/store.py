@@ -510,15 +510,23 @@ def _scope_sql(column: str, prefixes) -> tuple:
     return f"({clause})", [bound for p in prefixes for bound in (p, p + ":")]
 
 
+def _list_where(column: str, prefixes, grid, conditions) -> tuple:
+    """The WHERE clause of a list: the caller's scope, the ``grid`` prefix asked for,
+    and each ``(clause, value)`` of ``conditions`` whose value is not None."""
+    where, params = _scope_sql(column, prefixes)
+    for clause, value in conditions:
+        if value is not None:
+            where += f" AND {clause}"
+            params.append(value)
+    if grid is not None:
+        grid_where, grid_params = _scope_sql(column, [grid])
+        where += " AND " + grid_where
+        params += grid_params
+    return where, params
+
+
 def list_grids(db, prefixes, under=None, after=None, limit=100) -> list:
-    where, params = _scope_sql("code", prefixes)
-    if under:
-        under_where, under_params = _scope_sql("code", [under])
-        where += " AND " + under_where
-        params += under_params
-    if after:
-        where += " AND code > ?"
-        params.append(after)
+    where, params = _list_where("code", prefixes, under or None, (("code > ?", after or None),))
     return list(db.query(f"SELECT code, name, geometry, revision, imported_at FROM grids"
                          f" WHERE {where} ORDER BY code LIMIT ?", params + [limit]))
 
@@ -630,17 +638,9 @@ def get_submissions(db, ids) -> dict:
 def list_submissions(db, *, prefixes, worker=None, state=None, grid=None, record_type=None,
                      since=None, until=None, before_id=None, limit=50) -> list:
     """Newest first; ``prefixes`` limits the grids (None: all), ``worker`` the sender."""
-    where, params = _scope_sql("s.grid_code", prefixes)
-    for clause, value in (("s.worker = ?", worker), ("s.state = ?", state),
-                          ("s.record_type = ?", record_type), ("s.received_at >= ?", since),
-                          ("s.received_at < ?", until), ("s.id < ?", before_id)):
-        if value is not None:
-            where += f" AND {clause}"
-            params.append(value)
-    if grid is not None:
-        grid_where, grid_params = _scope_sql("s.grid_code", [grid])
-        where += " AND " + grid_where
-        params += grid_params
+    where, params = _list_where("s.grid_code", prefixes, grid, (
+        ("s.worker = ?", worker), ("s.state = ?", state), ("s.record_type = ?", record_type),
+        ("s.received_at >= ?", since), ("s.received_at < ?", until), ("s.id < ?", before_id)))
     return [_submission(row) for row in db.query(
         f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id DESC LIMIT ?", params + [limit])]
 
@@ -750,18 +750,9 @@ def list_records(db, record_type, *, prefixes, grid=None, changed_since=None, re
                  filters=(), after_seq=None, limit=50) -> list:
     """In the order they last changed; ``filters`` are ``(field, kind, values)`` with
     ``kind`` "list" (any value among the list's items) or "value" (equal to one)."""
-    where, params = _scope_sql("grid_code", prefixes)
-    where += " AND record_type = ?"
-    params.append(record_type)
-    for clause, value in (("updated_at >= ?", changed_since), ("seq > ?", after_seq),
-                          ("retired = ?", None if retired is None else int(retired))):
-        if value is not None:
-            where += f" AND {clause}"
-            params.append(value)
-    if grid is not None:
-        grid_where, grid_params = _scope_sql("grid_code", [grid])
-        where += " AND " + grid_where
-        params += grid_params
+    where, params = _list_where("grid_code", prefixes, grid, (
+        ("record_type = ?", record_type), ("updated_at >= ?", changed_since),
+        ("seq > ?", after_seq), ("retired = ?", None if retired is None else int(retired))))
     for field, kind, values in filters:
         path = "$." + _json(field)  # a field name of the standard, quoted as JSON
         marks = ", ".join("?" * len(values))

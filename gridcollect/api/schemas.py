@@ -157,11 +157,22 @@ class Grid(Schema):
 GridList = page_of("GridList", Grid)
 
 
-class GridListArgs(Schema):
-    under = _grid_prefix_field()
-    geometry = fields.Boolean(load_default=True)
+class PageArgs(Schema):
+    """``limit`` and ``cursor`` (from ``next``) of a list."""
+
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     cursor = fields.String(validate=validate.Length(max=200))
+
+
+class SmallPageArgs(PageArgs):
+    """A list of larger items: 50 a page, at most 500."""
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class GridListArgs(PageArgs):
+    under = _grid_prefix_field()
+    geometry = fields.Boolean(load_default=True)
 
 
 class StandardsArgs(Schema):
@@ -337,14 +348,12 @@ class Submission(Schema):
 SubmissionList = page_of("SubmissionList", Submission)
 
 
-class SubmissionListArgs(Schema):
+class SubmissionListArgs(SmallPageArgs):
     state = fields.String(validate=validate.OneOf(STATES))
     grid = _grid_prefix_field()
     record_type = fields.String(validate=validate.OneOf(RECORD_TYPES))
     since = Timestamp(metadata={"description": "received at or after"})
     until = Timestamp(metadata={"description": "received before"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(validate=validate.Length(max=200))
 
 
 # --- review -------------------------------------------------------------------------
@@ -390,14 +399,12 @@ class AuditEntry(Schema):
 AuditList = page_of("AuditList", AuditEntry)
 
 
-class AuditListArgs(Schema):
+class AuditListArgs(PageArgs):
     actor = fields.String(validate=validate.Length(max=200))
     action = fields.String(validate=validate.Length(max=50))
     object_type = fields.String(validate=validate.Length(max=50))
     object_id = fields.String(validate=validate.Length(max=200))
     since = Timestamp()
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = fields.String(validate=validate.Length(max=200))
 
 
 # --- master records -----------------------------------------------------------------
@@ -417,15 +424,13 @@ class Record(Schema):
 RecordList = page_of("RecordList", Record)
 
 
-class RecordListArgs(Schema):
+class RecordListArgs(PageArgs):
     class Meta:
         unknown = ma.INCLUDE  # any other parameter names a field to search by
 
     grid = _grid_prefix_field()
     changed_since = Timestamp(metadata={"description": "changed at or after"})
     retired = fields.Boolean(metadata={"description": "only retired (true) or current"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = fields.String(validate=validate.Length(max=200))
 
 
 class Source(Schema):
@@ -488,11 +493,9 @@ class AreaFigures(Schema):
 AreaList = page_of("AreaList", AreaFigures)
 
 
-class AreaListArgs(Schema):
+class AreaListArgs(PageArgs):
     under = _grid_prefix_field("default: the caller's scope")
     level = fields.String(load_default="grid", validate=validate.OneOf(list(LEVELS)))
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = fields.String(validate=validate.Length(max=200))
 
 
 class FieldErrorCount(Schema):
@@ -537,9 +540,8 @@ class Release(Schema):
 ReleaseList = page_of("ReleaseList", Release)
 
 
-class ReleaseListArgs(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    cursor = fields.String(validate=validate.Length(max=200))
+class ReleaseListArgs(SmallPageArgs):
+    pass
 
 
 class DictionaryColumn(Schema):
