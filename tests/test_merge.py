@@ -197,7 +197,7 @@ def test_submissions_confirmed_before_merging_existed_become_records(tmp_path, m
     from gridcollect import clock
     path = tmp_path / "old.db"
     old = store.connect(path)
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:2])
+    monkeypatch.setattr(store.migrations, "MIGRATIONS", store.MIGRATIONS[:2])
     store.migrate(old, "2026-01-01T00:00:00.000+08:00")
     with store.write(old):  # as issue 3's store wrote them: no monitoring figures yet
         old["submissions"].insert_all([dict(zip(store.SUBMISSION_COLUMNS, [
