@@ -1,4 +1,5 @@
-"""The numbered migrations, and the monitoring figures they keep (recounted from scratch by ``recount_monitor``)."""
+"""The numbered migrations, and the monitoring figures their triggers keep
+(``recount_monitor`` recomputes them from scratch)."""
 from __future__ import annotations
 
 from .base import write
