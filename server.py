@@ -87,9 +87,15 @@ def main(argv=None):
                         help="worker processes (default: one per core)")
     parser.add_argument("--threads", type=int, default=4,
                         help="threads per worker, for slow phone connections (default 4)")
+    parser.add_argument("--collect-window", type=int, metavar="DAYS",
+                        default=int(os.environ.get("GRIDCOLLECT_COLLECT_WINDOW_DAYS", 365)),
+                        help="refuse entries collected more than DAYS before they arrive "
+                             "(default: $GRIDCOLLECT_COLLECT_WINDOW_DAYS or 365)")
     args = parser.parse_args(argv)
+    if args.collect_window < 1:
+        parser.error("--collect-window must be at least 1 day")
 
-    config = {"DATABASE": args.db}
+    config = {"DATABASE": args.db, "COLLECTED_AT_WINDOW_DAYS": args.collect_window}
     db = store.connect(args.db)
     workflow.migrate(db, clock.iso(clock.now()))
     for release_id in releases.fail_abandoned(db, releases.release_dir(args.db)):

@@ -77,6 +77,11 @@ def may_review(user: User, submission: dict) -> bool:
     return allowed(user, "review") and in_scope(user, submission["grid_code"])
 
 
+def may_decide_move(user: User, move: dict) -> bool:
+    """Accepting or refusing a move is for whoever oversees the grid the record is in."""
+    return allowed(user, "review") and in_scope(user, move["from_grid"])
+
+
 def may_read_record(user: User, record: dict) -> bool:
     return allowed(user, "read_records") and in_scope(user, record["grid_code"])
 

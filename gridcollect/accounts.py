@@ -15,7 +15,16 @@ from .access import ROLES, User
 from .grids import is_prefix
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
-MIN_PASSWORD = 8
+MIN_PASSWORD = 8  # characters that are not blank
+MIN_DISTINCT = 4  # different characters: not "aaaaaaaa" or "12121212"
+# what people choose first (and what wordlists try first), compared case-folded
+COMMON_PASSWORDS = frozenset("""
+    password password1 password123 passw0rd p@ssw0rd 12345678 123456789 1234567890
+    87654321 11111111 00000000 88888888 66666666 12341234 11223344 123123123 qwertyui
+    qwerty123 1qaz2wsx 1q2w3e4r qazwsxedc asdfghjk zxcvbnm123 abcd1234 a1b2c3d4 abc12345
+    abcdefgh iloveyou woaini1314 woaini520 5201314520 admin123 admin1234 administrator
+    root1234 welcome1 changeme letmein1 gridcollect wanggeyuan
+""".split())
 
 
 @dataclass(frozen=True)
@@ -177,9 +186,20 @@ def check_role_and_scope(role: str, scope) -> tuple:
     return scope
 
 
-def check_password(password: str):
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+def check_password(password: str, username: str):
+    """A password someone could not guess first: enough non-blank characters, several
+    different ones, not the username, not one of the most common choices."""
+    solid = "".join(password.split())
+    if len(solid) < MIN_PASSWORD:
+        raise AccountError(f"password must have at least {MIN_PASSWORD} characters that are "
+                           f"not spaces")
+    if len(set(solid)) < MIN_DISTINCT:
+        raise AccountError(f"password must have at least {MIN_DISTINCT} different characters")
+    folded = solid.casefold()
+    if folded == "".join(username.split()).casefold():
+        raise AccountError("password must not be the username")
+    if folded in COMMON_PASSWORDS:
+        raise AccountError("password is one of the most common passwords: choose another")
 
 
 def add_user(db, actor: str, username: str, role: str, scope, password: str,
@@ -188,7 +208,7 @@ def add_user(db, actor: str, username: str, role: str, scope, password: str,
         raise AccountError("username must be 1-64 letters, digits, '.', '_' or '-',"
                            " starting with a letter or digit")
     scope = check_role_and_scope(role, scope)
-    check_password(password)
+    check_password(password, username)
     password_hash = hash_password(password, scrypt_n)
     at = clock.iso(clock.now())
     with store.write(db):
@@ -204,7 +224,7 @@ def change_user(db, actor: str, username: str, *, role=None, scope=None, passwor
                 unmasked=None, disabled=None, scrypt_n: int = Settings.scrypt_n) -> User:
     """Change what is given; a new password or disabling revokes the user's tokens."""
     if password is not None:
-        check_password(password)
+        check_password(password, username)
         password_hash = hash_password(password, scrypt_n)
     at = clock.iso(clock.now())
     with store.write(db):

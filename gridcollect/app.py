@@ -37,6 +37,8 @@ DEFAULTS = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
     "LOGIN_FAILURE_WINDOW_MINUTES": 15,
+    # an entry collected longer ago than this before it reaches the server is refused
+    "COLLECTED_AT_WINDOW_DAYS": 365,
     # flask-smorest: the OpenAPI document and a browsable page served from this
     # server (swagger-ui-bundle), so it works on a closed government network
     "API_TITLE": "gridcollect",
@@ -70,6 +72,7 @@ class Runtime:
             scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],
             max_failures_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
             failure_window=datetime.timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]))
+        self.collect_window = datetime.timedelta(days=config["COLLECTED_AT_WINDOW_DAYS"])
         self.grids = GridCache()
         self._local = threading.local()
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from . import ids
+from . import clock, ids
+from .clock import CHINA
 
-CHINA = datetime.timezone(datetime.timedelta(hours=8), "Asia/Shanghai")
 # Phones' clocks drift; a timestamp this far ahead is still accepted.
 CLOCK_SKEW = datetime.timedelta(minutes=10)
 
@@ -74,8 +74,22 @@ def coerce_phone(value):
     return number
 
 
+def coerce_timestamp(value):
+    """A timestamp: NFKC, stripped, then in the one stored form (China Standard Time,
+    milliseconds, the offset written out); a value that is not one stays as it is, for
+    the ``timestamp`` check to report."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKC", value).strip()
+    try:
+        return clock.canonical(text)
+    except ValueError:
+        return text
+
+
 COERCERS = {
     "text": coerce_text,
+    "timestamp": coerce_timestamp,
     "code": coerce_code,
     "identifier": coerce_identifier,
     "phone": coerce_phone,
@@ -99,12 +113,11 @@ def _parse_date(value: str):
 
 
 def _parse_timestamp(value: str):
+    # A timestamp without an offset is China Standard Time, as phones here show.
     try:
-        moment = datetime.datetime.fromisoformat(value)
+        return clock.parse(value)
     except ValueError:
         return None
-    # A timestamp without an offset is China Standard Time, as phones here show.
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
 
 
 def check_mobile(value, document, context):

@@ -485,7 +485,7 @@ def export(release_id, record_type, fmt, output, labels, masked, db_path):
     path = releases.file_path(made)
     if not path.is_file():
         raise click.UsageError(f"release {made['id']}: its file {path} is missing")
-    chunks = releases.export(path, record_type, fmt, user, labels)
+    chunks = releases.export(db, made, record_type, fmt, user, labels)
     stream = click.open_file(output, "wb")
     with stream:
         for chunk in chunks:

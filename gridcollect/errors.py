@@ -60,6 +60,8 @@ CATALOGUE = {
     "date": ("{zh}应为真实存在的日期 YYYY-MM-DD", "{en}: must be a real date YYYY-MM-DD"),
     "timestamp": ("{zh}应为 ISO 8601 时间", "{en}: must be an ISO 8601 timestamp"),
     "future": ("{zh}不能晚于当前时间", "{en}: must not be in the future"),
+    "too_old": ("{zh}早于允许的最早时间（默认为接收前一年）",
+                "{en}: too far in the past (by default, more than a year before receipt)"),
     # cross-field rules
     "sex_mismatch": ("{zh}与公民身份号码第17位不一致",
                      "{en}: does not agree with the 17th digit of the ID number"),
@@ -107,6 +109,8 @@ PROBLEMS = {
     "needs_force": (409, "该提交合并时发生冲突：确认需加 force，或驳回、退回",
                     "the submission met a conflict: confirm it with \"force\": true (it lands"
                     " on the current version), or reject or return it"),
+    "move_decided": (409, "该迁移申请已处理或已撤回", "the move request was already decided"
+                     " (state: {state})"),
     "photo_closed": (409, "只能为待审核的本人提交添加照片",
                      "photos can be added only to your own pending submissions"),
     "user_exists": (409, "用户已存在", "user {username} already exists"),
@@ -115,7 +119,7 @@ PROBLEMS = {
     "unsupported_media_type": (415, "不支持的内容类型", "Content-Type must be {expected}"),
     "invalid_request": (422, "请求内容不符合接口要求", "the request does not match the API;"
                         " see errors"),
-    "note_required": (422, "退回或驳回必须填写说明", "a note is required to {action}"),
+    "note_required": (422, "退回、驳回或拒绝必须填写说明", "a note is required to {action}"),
     "bad_photo": (422, "照片必须是完整的 JPEG 或 PNG 图片",
                   "a photo must be a complete JPEG or PNG image"),
     "bad_account": (422, "用户信息不符合要求", "{detail}"),

@@ -23,6 +23,7 @@ class Outcome:
     record: dict | None = None  # the master record as it now is
     history: dict | None = None  # what changed, with its provenance
     conflict: dict | None = None  # {"reason", "version"}: nothing changed
+    needs_move: bool = False  # the record is in another grid, which has not agreed
 
     @property
     def changed(self) -> bool:
@@ -36,29 +37,38 @@ def record_key(submission: dict) -> str:
 
 
 def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
-          force: bool = False) -> Outcome:
+          force: bool = False, may_move: bool = False) -> Outcome:
     """Merge ``submission`` (confirmed by ``by`` at ``at``) into ``current``.
 
-    ``force`` is a supervisor's decision to merge a submission that met a
-    conflict: stale or not, it lands on the current version (retiring a record
-    already retired changes nothing). A retire never reaches another grid.
+    A record lives in one grid at a time, and the submission's grid sees only its
+    own: a record in another grid is, to it, as if missing. Its version is 0 for the
+    base-version check (a conflict tells nothing of it) and a retire finds nothing.
+    An upsert of it would move it here, which takes ``may_move``: the agreement of
+    someone with scope over the grid it is in; without it nothing changes
+    (``needs_move``) and the submission waits for that agreement.
+
+    ``force`` is a supervisor's decision to merge a submission that met a conflict:
+    stale or not, it lands on the current version (retiring a record already
+    retired changes nothing). It never stands in for the agreement to a move.
     """
-    version = current["version"] if current else 0
+    grid = submission["grid_code"]
+    here = current if current is not None and current["grid_code"] == grid else None
+    version = here["version"] if here else 0
     base = submission["base_version"]
     if not force and base is not None and base != version:
         return Outcome(conflict={"reason": "stale_base_version", "version": version})
-    grid = submission["grid_code"]
     if submission["action"] == "retire":
-        if current is None or current["grid_code"] != grid:
-            # nothing to retire in this grid, whatever lives elsewhere (never forced: a
-            # grid retires only its own records, and the reason reveals nothing outside)
+        if here is None:  # never forced: a grid retires only its own records
             return Outcome(conflict={"reason": "no_record", "version": 0})
-        if current["retired"]:
+        if here["retired"]:
             return Outcome() if force else Outcome(
                 conflict={"reason": "retired", "version": version})
-        record = {**current, "version": version + 1, "retired": True, "updated_at": at,
+        record = {**here, "version": version + 1, "retired": True, "updated_at": at,
                   "seq": seq}
         return Outcome(record, _history(record, submission, "retire", {}, None, by, at))
+    if current is not None and here is None and not may_move:
+        return Outcome(needs_move=True)
+    version = current["version"] if current else 0
     old = current["data"] if current else {}
     new = submission["data"]
     changes = {name: [old.get(name), value] for name, value in new.items()

@@ -10,7 +10,7 @@ from . import access, store
 
 LEVELS = {"city": 0, "district": 6, "street": 9, "community": 12, "grid": 15}
 COUNTS = ("submitted", "pending", "confirmed", "rejected", "returned", "conflict",
-          "invalid_attempts")
+          "awaiting_move", "invalid_attempts")
 
 
 class NotFound(Exception):

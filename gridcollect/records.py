@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from . import access, merge, store
+from . import access, clock, merge, store
 
 
 class NotFound(Exception):
@@ -95,7 +95,8 @@ def list_records(db, standards, user: access.User, record_type: str, *, limit: i
 
 
 def get_record(db, standards, user: access.User, record_type: str, key: str) -> dict:
-    """One record with its history and, per field, the change that set its value."""
+    """One record with its history and, per field, the change that set its value; who
+    read which record's history is audited."""
     fields = standards.all_fields(record_type)
     masking = access.masking(user, fields)
     key_field = _key_field(standards, record_type)
@@ -108,6 +109,10 @@ def get_record(db, standards, user: access.User, record_type: str, key: str) -> 
         raise NotFound(key)
     shown = _shown(record, masking, key_field)
     history = store.record_history(db, record_type, key)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        store.audit(db, [(at, user.username, "record_read", "record", f"{record_type}/{key}",
+                          {"grid_code": record["grid_code"], "version": record["version"]})])
     shown["history"] = [{**entry, "changes": {
         name: [masking.apply({name: old}).get(name), masking.apply({name: new}).get(name)]
         for name, (old, new) in entry["changes"].items() if masking.view(name) != access.OMIT}}

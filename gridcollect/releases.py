@@ -58,7 +58,8 @@ class Column:
     standard: str = ""
 
 
-# checks that fix a value's form: such a value never needs quoting or neutralising
+# checks that fix a value's form (told to data teams in the dictionary; the exports
+# quote and neutralise every cell all the same)
 _FORMED_BY = {"gb11643", "gb32100", "mobile", "phone", "date", "timestamp",
               "house_code_in_grid"}
 
@@ -253,29 +254,40 @@ def read_dictionary(path) -> dict:
     return {"tables": tables, "code_tables": codes}
 
 
-def _plan(path, record_type, user: access.User, labels: bool) -> list:
+def _plan(path, record_type, user: access.User, labels: bool) -> tuple:
     """What each exported column is: ``(name, column, type, mask or None, code table or
-    None, free text)``, without the columns the user may not see."""
+    None)``, without the columns the user may not see; and whether any is masked or
+    left out."""
     column_rows, _ = store.release_dictionary(path, record_type)
-    plan = []
+    plan, masked = [], False
     for row in column_rows:
         view = access.field_view(user, row["sensitivity"])
+        masked = masked or view != access.CLEAR
         if view == access.OMIT:
             continue
         mask = row["mask"] if view == access.MASK else None
-        plan.append((row["column"], row["column"], row["type"], mask, None,
-                     bool(row["free_text"])))
+        plan.append((row["column"], row["column"], row["type"], mask, None))
         if labels and row["code_table"] and mask is None:
             plan.append((row["column"] + ".label", row["column"], row["type"], None,
-                         row["code_table"], True))
-    return plan
+                         row["code_table"]))
+    return plan, masked
 
 
-def export(path, record_type: str, fmt: str, user: access.User, labels=False):
+def export(db, release: dict, record_type: str, fmt: str, user: access.User, labels=False):
     """The bytes of one exported table, in chunks: constant memory however large.
-    The release file is read (and any problem with it raised) before the first chunk."""
-    plan = _plan(path, record_type, user, labels)
-    return _export(path, record_type, fmt, plan, access.prefixes(user))
+    The release file is read (and any problem with it raised), and the export audited
+    (who, which table in which format, masked or not, how many rows), before the
+    first chunk."""
+    path = file_path(release)
+    plan, masked = _plan(path, record_type, user, labels)
+    prefixes = access.prefixes(user)
+    rows = store.release_row_count(path, record_type, prefixes)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        store.audit(db, [(at, user.username, "export", "release", release["id"], {
+            "table": record_type, "format": fmt, "labels": labels, "masked": masked,
+            "rows": rows})])
+    return _export(path, record_type, fmt, plan, prefixes)
 
 
 def _export(path, record_type, fmt, plan, prefixes):

@@ -365,6 +365,13 @@ class Standards:
                 re.compile(pattern)
             except re.error as exc:
                 raise StandardError(f"{where}: invalid regex {pattern!r}: {exc}") from None
+        if "timestamp" in spec.checks and rules.get("coerce") != "timestamp":
+            raise StandardError(f"{where}: a field checked with timestamp needs coerce: "
+                                f"timestamp (timestamps are stored in one form, never as sent)")
+        if {"mobile", "phone"} & set(spec.checks) and spec.sensitivity not in (
+                "personal", "secret"):
+            raise StandardError(f"{where}: a field that may hold a mobile number is personal "
+                                f"data: its sensitivity must be personal or secret")
         for limit in ("min", "max"):
             if limit in rules and rules["type"] in ("integer", "number", "float") and (
                     not isinstance(rules[limit], (int, float)) or isinstance(rules[limit], bool)):

@@ -7,6 +7,7 @@ submission is a new submission that names the one it replaces.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import os
@@ -21,10 +22,17 @@ from .checks import CLOCK_SKEW, Context
 from .grids import Grid, is_grid_code
 
 PENDING = "pending"
-STATES = ("pending", "confirmed", "rejected", "returned", "conflict")
+# confirmed by its reviewer, but it would move a record from a grid the reviewer does not
+# oversee: it waits for the agreement of that grid (``decide_move``)
+AWAITING_MOVE = "awaiting_move"
+STATES = ("pending", "confirmed", "rejected", "returned", "conflict", AWAITING_MOVE)
 REVIEW_ACTIONS = {"confirm": "confirmed", "reject": "rejected", "return": "returned"}
-NOTE_REQUIRED = {"reject", "return"}
+NOTE_REQUIRED = {"reject", "return", "refuse"}
 ACTIONS = ("upsert", "retire")
+MOVE_DECISIONS = {"accept": "accepted", "refuse": "refused"}
+# how long before its receipt an entry may have been collected (a phone offline for
+# days, a paper form typed in weeks later); earlier is a wrong clock or a wrong value
+COLLECT_WINDOW = datetime.timedelta(days=365)
 
 
 class NotFound(Exception):
@@ -43,6 +51,14 @@ class NoteRequired(Exception):
 
 class PhotoClosed(Exception):
     pass
+
+
+class NotOpen(Exception):
+    """The move request was already decided (or withdrawn)."""
+
+    def __init__(self, state):
+        super().__init__(state)
+        self.state = state
 
 
 # --- grids, cached per process --------------------------------------------------------
@@ -89,12 +105,14 @@ class _Item:
     copy_of: _Item | None = None  # the same client_id earlier in this batch
 
 
-def submit(db, standards, grids: GridCache, user: access.User, items: list) -> list:
+def submit(db, standards, grids: GridCache, user: access.User, items: list,
+           window: datetime.timedelta = COLLECT_WINDOW) -> list:
     """Store a batch from a phone; one result per item, in request order.
 
     Items are dicts already shaped by the API schema: ``client_id``,
     ``record_type``, ``grid_code``, ``action``, ``data`` (dict), ``collected_at``
-    (aware datetime), ``base_version`` and ``replaces`` (int or None).
+    (aware datetime), ``base_version`` and ``replaces`` (int or None). An item
+    collected more than ``window`` before now is invalid.
     """
     now = clock.now()
     received_at = clock.iso(now)
@@ -124,7 +142,7 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
             item.status = "forbidden"
             continue
         standard = standards.effective(raw["record_type"], grid_code)
-        document, field_errors = _check(standard, raw, contexts[grid_code], now)
+        document, field_errors = _check(standard, raw, contexts[grid_code], now - window)
         if awaiting is None and raw.get("replaces") is None and standard.natural_key:
             awaiting = store.awaiting_correction(db, user.username)
         replaces, replace_error = _replaces(db, user, raw, standard, document, awaiting)
@@ -160,12 +178,14 @@ def submit(db, standards, grids: GridCache, user: access.User, items: list) -> l
              "errors": [e.as_dict() for e in i.errors] if i.errors else []} for i in batch]
 
 
-def _check(standard, raw, context, now) -> tuple:
+def _check(standard, raw, context, oldest) -> tuple:
     """The normalised record and its field errors."""
     field_errors = []
-    if raw["collected_at"] > now + CLOCK_SKEW:
-        field_errors.append(errors.FieldError(
-            "collected_at", "future", errors.message("future", "采集时间", "Collected at")))
+    for code, wrong in (("future", raw["collected_at"] > context.now + CLOCK_SKEW),
+                        ("too_old", raw["collected_at"] < oldest)):
+        if wrong:
+            field_errors.append(errors.FieldError(
+                "collected_at", code, errors.message(code, "采集时间", "Collected at")))
     if raw["action"] == "upsert":
         result = standard.validate(raw["data"], context.grid, context.now)
         return result.document, field_errors + list(result.errors)
@@ -278,6 +298,8 @@ def review(db, user: access.User, submission_id: int, action: str, note: str | N
 
 
 REVIEWABLE = (PENDING, "conflict")
+# rejecting or returning a submission that waits for a move also withdraws the request
+WITHDRAWABLE = REVIEWABLE + (AWAITING_MOVE,)
 
 
 def review_many(db, user: access.User, ids: list, action: str, note: str | None,
@@ -287,9 +309,11 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
     Confirming merges (``merge.apply``) in request order. A submission in conflict
     is only confirmed with ``force`` (the supervisor's explicit decision that it
     lands on the current version): a plain confirm sent again, say by a retry,
-    never overwrites newer data. The submissions and records are
-    read at once and written at once: the write lock is held for as short a time as
-    the batch allows.
+    never overwrites newer data. An upsert of a record that lives in a grid outside
+    the reviewer's scope becomes ``awaiting_move``, with a move request to that
+    grid (``decide_move``); the reviewer learns no more of the record than that.
+    The submissions and records are read at once and written at once: the write
+    lock is held for as short a time as the batch allows.
     """
     check_review(action, note)
     note = note.strip() if note else None
@@ -302,13 +326,15 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
             records = store.get_records(db, {(s["record_type"], merge.record_key(s))
                                              for s in submissions.values()})
         reviews, changes, audit, results, reviewed = [], [], [], [], set()
+        requests, withdrawn = [], []
         for sid in ids:
             submission = submissions.get(sid)
             if submission is None or not access.may_review(user, submission):
                 results.append({"id": sid, "status": "not_found", "state": None})
                 continue
             was = submission["state"]
-            if was not in REVIEWABLE or sid in reviewed or (
+            if was not in (REVIEWABLE if action == "confirm" else WITHDRAWABLE) or (
+                    sid in reviewed) or (
                     was == "conflict" and action == "confirm" and not force):
                 results.append({"id": sid, "status": "not_pending", "state": was})
                 continue
@@ -316,11 +342,17 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
             state, merge_seq, conflict = REVIEW_ACTIONS[action], None, None
             if action == "confirm":
                 key = (submission["record_type"], merge.record_key(submission))
-                outcome = merge.apply(records.get(key), submission, seq + 1, user.username, at,
-                                      force=was == "conflict")
+                current = records.get(key)
+                outcome = merge.apply(current, submission, seq + 1, user.username, at,
+                                      force=was == "conflict",
+                                      may_move=may_move(user, current))
                 if outcome.conflict:
                     state, conflict = "conflict", outcome.conflict
                     detail["conflict"] = conflict
+                elif outcome.needs_move:
+                    state = AWAITING_MOVE
+                    requests.append((sid, *key, current["grid_code"], user.username, at))
+                    detail["move_requested"] = {"from_grid": current["grid_code"]}
                 else:
                     seq = merge_seq = seq + 1
                     if outcome.changed:
@@ -328,16 +360,87 @@ def review_many(db, user: access.User, ids: list, action: str, note: str | None,
                         changes.append(outcome)
                         detail["merged"] = {"record_type": key[0],
                                             "version": outcome.record["version"]}
+            elif was == AWAITING_MOVE:
+                withdrawn.append(sid)
             submission["state"] = state
             reviewed.add(sid)  # the same id again in this batch: not pending
             reviews.append((sid, was, state, user.username, at, note, merge_seq, conflict))
             audit.append((at, user.username, "review", "submission", sid, detail))
             results.append({"id": sid, "status": "reviewed", "state": state})
         store.set_reviews(db, reviews)
-        store.put_records(db, [c.record for c in changes])
-        store.add_history(db, [c.history for c in changes])
+        _merge(db, changes)
+        store.request_moves(db, requests)
+        store.decide_moves(db, withdrawn, "withdrawn", user.username, at, note)
         store.audit(db, audit)
     return results
+
+
+def may_move(user: access.User, current: dict | None) -> bool:
+    """Whether the reviewer's confirmation is also the agreement of the grid the record
+    is in (the reviewer oversees it: its supervisor, a common ancestor's, an admin)."""
+    return current is not None and access.may_review(user, current)
+
+
+def _merge(db, changes: list):
+    """Write merged records and their history; open move requests follow a record that
+    moved to the grid it is now in."""
+    store.put_records(db, [c.record for c in changes])
+    store.add_history(db, [c.history for c in changes])
+    store.follow_moves(db, [(c.record["record_type"], c.record["key"], c.record["grid_code"])
+                            for c in changes if c.history["moved_from"] is not None])
+
+
+# --- moves between grids --------------------------------------------------------------
+
+def list_moves(db, user: access.User, limit: int, cursor: int | None, grid=None) -> list:
+    """Open move requests for records in the caller's grids, oldest first."""
+    return store.list_open_moves(db, prefixes=access.prefixes(user), grid=grid,
+                                 after_id=cursor, limit=limit)
+
+
+def get_move(db, user: access.User, submission_id: int) -> dict:
+    move = store.get_move(db, submission_id)
+    if move is None or not access.may_decide_move(user, move):
+        raise NotFound(submission_id)
+    return move
+
+
+def decide_move(db, user: access.User, submission_id: int, action: str,
+                note: str | None) -> dict:
+    """The grid a record is in accepts a move request (the submission merges now, and the
+    record moves) or refuses it (the submission is rejected with the note; the record
+    stays where it is)."""
+    check_review(action, note)
+    note = note.strip() if note else None
+    with store.write(db):
+        at = clock.iso(clock.now())
+        move = store.get_move(db, submission_id)
+        if move is None or not access.may_decide_move(user, move):
+            raise NotFound(submission_id)
+        if move["state"] != "open":
+            raise NotOpen(move["state"])
+        submission = store.get_submission(db, submission_id)
+        detail = {"from_grid": move["from_grid"], "to_grid": move["to_grid"], "note": note}
+        if action == "accept":
+            key = (submission["record_type"], merge.record_key(submission))
+            seq = store.last_merge_seq(db) + 1
+            # confirmed by its reviewer, agreed by this grid: it lands as it is now
+            outcome = merge.apply(store.get_records(db, {key}).get(key), submission, seq,
+                                  submission["review_by"], at, force=True, may_move=True)
+            store.set_reviews(db, [(submission_id, AWAITING_MOVE, "confirmed",
+                                    submission["review_by"], at, submission["review_note"],
+                                    seq, None)])
+            if outcome.changed:
+                _merge(db, [outcome])
+                detail["merged"] = {"record_type": key[0], "version": outcome.record["version"]}
+        else:
+            store.set_reviews(db, [(submission_id, AWAITING_MOVE, "rejected", user.username,
+                                    at, note, None, None)])
+        store.decide_moves(db, [submission_id], MOVE_DECISIONS[action], user.username, at,
+                           note)
+        store.audit(db, [(at, user.username, f"move_{action}", "submission", submission_id,
+                          detail)])
+    return store.get_move(db, submission_id)
 
 
 def migrate(db, now: str) -> list:
@@ -366,7 +469,7 @@ def rebuild(db) -> dict:
                 key = (submission["record_type"], merge.record_key(submission))
                 outcome = merge.apply(records.get(key), submission, submission["merge_seq"],
                                       submission["review_by"], submission["review_at"],
-                                      force=True)
+                                      force=True, may_move=True)
                 if outcome.changed:
                     records[key] = outcome.record
                     changes.append(outcome)

@@ -6,6 +6,8 @@ fresh database holding:
 
 * A: a pending submission by w3 in GRID_CODE (community 420502001002), with a PNG;
 * B: a pending submission by wfar in GRID_FAR (street 420502002), with a JPEG;
+* move A / B: a person in GRID_CODE that wfar's confirmed entry would move to GRID_FAR,
+  and one in GRID_FAR that w3's would move to GRID_CODE (both awaiting_move);
 * "missing": an id, grid code or username that does not exist at all.
 
 Whenever an object in someone else's scope is refused, the answer must be
@@ -53,6 +55,7 @@ class World:
                                                   "missing": MISSING_GRID})
     users: dict = field(default_factory=lambda: {"A": "w3", "B": "wfar",
                                                   "missing": MISSING_USER})
+    moves: dict = field(default_factory=dict)  # -> id of a submission awaiting a move
 
 
 def _houses_and_a_release(app):
@@ -84,9 +87,36 @@ def world(login, app):
                      content_type="image/jpeg")
     assert png.status_code == jpeg.status_code == 201, (png.json, jpeg.json)
     _houses_and_a_release(app)
-    return World(ids={"A": a["id"], "B": b["id"], "missing": MISSING_ID},
+    moves = _moves(app, login)
+    return World(ids={"A": a["id"], "B": b["id"], "missing": MISSING_ID,
+                      **{f"move {o}": sid for o, sid in moves.items()}},
                  photos={"A": png.json["sha256"], "B": jpeg.json["sha256"],
-                         "missing": png.json["sha256"]})
+                         "missing": png.json["sha256"]},
+                 moves={**moves, "missing": MISSING_ID})
+
+
+def _moves(app, login) -> dict:
+    """A person in each of GRID_CODE and GRID_FAR, and an entry from the other grid,
+    confirmed there, that would move it: "A" waits for sup, "B" for supfar."""
+    from gridcollect import store
+    db = app.extensions["gridcollect"].db()
+    moves = {}
+    for obj, index, home, worker, grid, reviewer in (
+            ("A", 5, GRID_CODE, "wfar", GRID_FAR, "supfar"),
+            ("B", 6, GRID_FAR, "w3", GRID_CODE, "sup")):
+        with store.write(db):
+            store.put_records(db, [{
+                "record_type": "person", "key": person(index)["id_number"], "grid_code": home,
+                "version": 1, "retired": False, "data": person(index),
+                "created_at": "2026-11-20T10:00:00.000+08:00",
+                "updated_at": "2026-11-20T10:00:00.000+08:00", "seq": 10 + index}])
+        [sent] = login(worker).submit(item(f"move{obj}", person(index), grid_code=grid)).json[
+            "results"]
+        review = login(reviewer).post(f"{API}/submissions/{sent['id']}/review",
+                                      json={"action": "confirm"})
+        assert review.json["state"] == "awaiting_move", review.json
+        moves[obj] = sent["id"]
+    return moves
 
 
 def caller_headers(login, caller) -> dict:
@@ -162,8 +192,8 @@ def check_logout(response, world, obj, caller, client):
 GRIDS_SEEN = {"w3": {GRID_CODE}, "w4": {GRID_OTHER}, "sup": {GRID_CODE, GRID_OTHER},
               "supfar": {GRID_FAR}, "analyst": {GRID_CODE, GRID_OTHER, GRID_FAR},
               "admin": {GRID_CODE, GRID_OTHER, GRID_FAR}}
-SUBMISSIONS_SEEN = {"w3": {"A"}, "w4": set(), "sup": {"A"}, "supfar": {"B"},
-                    "admin": {"A", "B"}}
+SUBMISSIONS_SEEN = {"w3": {"A", "move B"}, "w4": set(), "sup": {"A", "move B"},
+                    "supfar": {"B", "move A"}, "admin": {"A", "B", "move A", "move B"}}
 
 
 def check_grid_list(response, world, obj, caller, client):
@@ -243,6 +273,23 @@ def check_revoked(response, world, obj, caller, client):
 
 def check_audit(response, world, obj, caller, client):
     assert {e["action"] for e in response.json["items"]} >= {"submit", "photo_add"}
+
+
+MOVES_SEEN = {"sup": {"A"}, "supfar": {"B"}, "admin": {"A", "B"}}
+
+
+def check_move_list(response, world, obj, caller, client):
+    assert {m["id"] for m in response.json["items"]} == {
+        world.moves[o] for o in MOVES_SEEN[caller]}
+
+
+def check_move(response, world, obj, caller, client):
+    assert response.json["id"] == world.moves[obj] and response.json["state"] == "open"
+
+
+def check_move_accepted(response, world, obj, caller, client):
+    assert response.json["id"] == world.moves[obj]
+    assert (response.json["state"], response.json["decided_by"]) == ("accepted", caller)
 
 
 RECORDS_SEEN = {"w3": {"A"}, "w4": set(), "sup": {"A"}, "supfar": {"B"},
@@ -353,6 +400,19 @@ ROWS = [
         body=lambda world, obj, caller: {"json": {"ids": [world.ids[obj]],
                                                   "action": "confirm"}},
         check=check_bulk),
+    # --- moves between grids ----------------------------------------------------------
+    Row("/api/v1/moves", "GET", only(200, "sup", "supfar", "admin"),
+        no_object(f"{API}/moves"), check=check_move_list, has_object=False),
+    Row("/api/v1/moves/<id:submission_id>", "GET",
+        {"w3": 403, "w4": 403, "sup": "200 404 404", "supfar": "404 200 404",
+         "analyst": 403, "admin": "200 200 404"},
+        lambda world, obj: f"{API}/moves/{world.moves[obj]}", check=check_move),
+    Row("/api/v1/moves/<id:submission_id>", "POST",
+        {"w3": 403, "w4": 403, "sup": "200 404 404", "supfar": "404 200 404",
+         "analyst": 403, "admin": "200 200 404"},
+        lambda world, obj: f"{API}/moves/{world.moves[obj]}",
+        body=lambda world, obj, caller: {"json": {"action": "accept"}},
+        check=check_move_accepted),
     # --- master records ----------------------------------------------------------------
     Row("/api/v1/records/<record_type>", "GET", only(200, *LOGGED_IN),
         no_object(f"{API}/records/house"), check=check_record_list, has_object=False),
@@ -483,5 +543,6 @@ def test_authorization(client, login, world, db, row, caller, obj):
     if expected >= 400 and row.method != "GET":
         # a refused change changed nothing
         states = dict(db.execute("SELECT id, state FROM submissions").fetchall())
-        assert states == {world.ids["A"]: "pending", world.ids["B"]: "pending"}
+        assert states == {world.ids["A"]: "pending", world.ids["B"]: "pending",
+                          world.moves["A"]: "awaiting_move", world.moves["B"]: "awaiting_move"}
         assert db.execute("SELECT count(*) FROM photos").fetchone()[0] == 2

@@ -150,7 +150,7 @@ def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(standards_folder):
     folder = standards_folder
     write_overlay(folder, "420503", "person",
         "version: 1\nfields:\n  guardian_phone:\n    label: {zh: 监护人电话, en: Guardian's phone}\n"
-        "    rules: {type: string, coerce: phone, check_with: mobile,"
+        "    sensitivity: personal\n    rules: {type: string, coerce: phone, check_with: mobile,"
         " dependencies: special_groups}\n")
     person = Standards(folder).effective("person", "420503001001001")
     assert person._compiled is None

@@ -138,6 +138,7 @@ def cursor_value(args: dict, kind="row"):
 
 
 def blueprints() -> list:
-    from . import audit, auth, grids, monitor, records, releases, reviews, submissions, users
-    return [auth.blp, grids.blp, submissions.blp, reviews.blp, records.blp, monitor.blp,
-            releases.blp, users.blp, audit.blp]
+    from . import (audit, auth, grids, monitor, moves, records, releases, reviews, submissions,
+                   users)
+    return [auth.blp, grids.blp, submissions.blp, reviews.blp, moves.blp, records.blp,
+            monitor.blp, releases.blp, users.blp, audit.blp]

@@ -89,8 +89,9 @@ class ReleaseTable(MethodView):
         """A release table as CSV (UTF-8 with BOM; cells that a spreadsheet would run
         as formulas start with '), JSON or XLSX: streamed, masked for the caller, rows
         in the caller's scope; ``?labels=true`` adds the meaning of each code."""
-        path = _path(_release(release_id))
-        body = releases.export(path, record_type, fmt, current_user(), args["labels"])
+        release = _release(release_id)
+        _path(release)
+        body = releases.export(db(), release, record_type, fmt, current_user(), args["labels"])
         response = flask.Response(flask.stream_with_context(body),
                                   mimetype=releases.FORMATS[fmt])
         response.headers["Content-Disposition"] = (

@@ -12,7 +12,7 @@ from ..merge import CONFLICTS
 from ..monitor import LEVELS
 from ..grids import PREFIX
 from ..standards import RECORD_TYPES
-from ..workflow import ACTIONS, REVIEW_ACTIONS, STATES
+from ..workflow import ACTIONS, MOVE_DECISIONS, REVIEW_ACTIONS, STATES
 
 MAX_BATCH = 500
 MAX_CLIENT_ID, MAX_GRID_CODE, MAX_TIMESTAMP = 100, 64, 40  # characters
@@ -358,12 +358,17 @@ class SubmissionListArgs(SmallPageArgs):
 
 # --- review -------------------------------------------------------------------------
 
-class ReviewRequest(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(list(REVIEW_ACTIONS)))
-    note = fields.String(load_default=None, allow_none=True, validate=[
+def _note_field() -> fields.String:
+    """A reviewer's note: what the worker (or the other grid) reads."""
+    return fields.String(load_default=None, allow_none=True, validate=[
         validate.Length(max=2000),
         validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")],
         metadata=_documented(NOTE_TEXT))
+
+
+class ReviewRequest(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(list(REVIEW_ACTIONS)))
+    note = _note_field()
     force = StrictBoolean(load_default=False, metadata={
         "description": "confirm a submission in conflict anyway: it lands on the record's "
                        "current version"})
@@ -382,6 +387,39 @@ class BulkReviewResult(Schema):
 
 class BulkReviewResults(Schema):
     results = fields.List(fields.Nested(BulkReviewResult), required=True)
+
+
+# --- moves between grids ------------------------------------------------------------
+
+class Move(Schema):
+    id = fields.Integer(required=True, metadata={"description": "the submission's id"})
+    record_type = fields.String(required=True)
+    key = fields.String(required=True, metadata={"description": "the record's natural key"})
+    from_grid = fields.String(required=True, metadata={
+        "description": "the grid the record is in (while open), or was in"})
+    to_grid = fields.String(required=True, metadata={"description": "the submission's grid"})
+    worker = fields.String(required=True)
+    collected_at = fields.String(required=True)
+    requested_by = fields.String(required=True, metadata={
+        "description": "the reviewer who confirmed the entry in its own grid"})
+    requested_at = fields.String(required=True)
+    state = fields.String(required=True, metadata={
+        "enum": ["open", "accepted", "refused", "withdrawn"]})
+    decided_by = fields.String(allow_none=True, required=True)
+    decided_at = fields.String(allow_none=True, required=True)
+    note = fields.String(allow_none=True, required=True)
+
+
+MoveList = page_of("MoveList", Move)
+
+
+class MoveListArgs(SmallPageArgs):
+    grid = _grid_prefix_field("only records in grids under this prefix")
+
+
+class MoveDecision(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(list(MOVE_DECISIONS)))
+    note = _note_field()
 
 
 # --- audit --------------------------------------------------------------------------
@@ -478,6 +516,8 @@ class AreaFigures(Schema):
     rejected = fields.Integer(required=True)
     returned = fields.Integer(required=True)
     conflict = fields.Integer(required=True)
+    awaiting_move = fields.Integer(required=True, metadata={
+        "description": "confirmed, waiting for another grid to agree to a move"})
     invalid_attempts = fields.Integer(required=True)
     oldest_pending = fields.String(allow_none=True, required=True,
                                    metadata={"description": "received at"})

@@ -59,7 +59,7 @@ class Submissions(MethodView):
         """
         rt = runtime()
         return {"results": workflow.submit(db(), rt.standards, rt.grids, current_user(),
-                                           batch["submissions"])}
+                                           batch["submissions"], rt.collect_window)}
 
     @authenticated("read_submissions")
     @blp.arguments(SubmissionListArgs, location="query")

@@ -50,6 +50,14 @@ from .migrations import (  # noqa: F401
     migrate,
     recount_monitor,
     schema_version,
+    STATE_COLUMNS,
+)
+from .moves import (  # noqa: F401
+    decide_moves,
+    follow_moves,
+    get_move,
+    list_open_moves,
+    request_moves,
 )
 from .monitor import (  # noqa: F401
     active_records,
@@ -84,6 +92,7 @@ from .releases import (  # noqa: F401
     mask_sql,
     release_dictionary,
     release_files,
+    release_row_count,
     release_rows,
     write_release_file,
 )

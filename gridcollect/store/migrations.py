@@ -77,7 +77,12 @@ def _area_rows(grid: str, *values) -> str:
     return ", ".join(f"({area}{rest})" for area in _areas(grid))
 
 
-_STATE_COLUMNS = ("pending", "confirmed", "rejected", "returned", "conflict")
+# the states counted per area: migration 3 made the first five columns, 5 the last
+_M3_STATES = ("pending", "confirmed", "rejected", "returned", "conflict")
+STATE_COLUMNS = _M3_STATES + ("awaiting_move",)
+# a review from one of these to a resolved state is counted and timed
+_M3_UNSETTLED = ("pending", "conflict")
+_UNSETTLED = _M3_UNSETTLED + ("awaiting_move",)
 _LEVELS = (0, 6, 9, 12, 15)  # city, district, street, community, grid
 # review time: from receipt to the review that settled it (a conflict is not settled)
 _RESOLVED = "{s}.state IN ('confirmed', 'rejected', 'returned')"
@@ -85,6 +90,31 @@ _RESOLVED = "{s}.state IN ('confirmed', 'rejected', 'returned')"
 # as exact as anyone reads it, and a review adds to a handful of counters, not rows
 _REVIEW_SECONDS = ("CAST(printf('%.3g', (julianday({s}.review_at) - julianday({s}.received_at))"
                    " * 86400) AS REAL)")
+
+
+def _review_triggers(db, states, unsettled):
+    """The triggers that follow a review: the figures per state, and the review time of
+    a submission that leaves ``unsettled`` for a resolved state."""
+    unsettled = ", ".join(f"'{s}'" for s in unsettled)
+    states = ", ".join(f"{c} = {c} + (NEW.state = '{c}') - (OLD.state = '{c}')" for c in states)
+    db.execute(f"""
+        CREATE TRIGGER monitor_submission_review AFTER UPDATE OF state ON submissions
+        WHEN NEW.state != OLD.state BEGIN
+          UPDATE monitor_areas SET {states},
+            reviewed = reviewed + ({_RESOLVED.format(s="NEW")}
+                                   AND OLD.state IN ({unsettled})),
+            last_activity = max(coalesce(last_activity, ''), coalesce(NEW.review_at, ''))
+          WHERE area IN ({_area_list("NEW.grid_code")});
+        END""")
+    db.execute(f"""
+        CREATE TRIGGER monitor_review_time AFTER UPDATE OF state ON submissions
+        WHEN {_RESOLVED.format(s="NEW")} AND OLD.state IN ({unsettled}) BEGIN
+          INSERT INTO monitor_review_times (area, seconds, count)
+            SELECT area.column1, review.seconds, 1
+            FROM (SELECT {_REVIEW_SECONDS.format(s="NEW")} AS seconds) review,
+                 (VALUES {_area_rows("NEW.grid_code")}) area WHERE 1
+            ON CONFLICT DO UPDATE SET count = count + 1;
+        END""")
 
 
 def _m3_master_records_monitor_releases(db):
@@ -126,7 +156,7 @@ def _m3_master_records_monitor_releases(db):
     db.execute(f"""
         CREATE TABLE monitor_areas (
             area TEXT PRIMARY KEY, submitted INTEGER NOT NULL DEFAULT 0,
-            {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _STATE_COLUMNS)},
+            {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _M3_STATES)},
             invalid_attempts INTEGER NOT NULL DEFAULT 0, reviewed INTEGER NOT NULL DEFAULT 0,
             last_activity TEXT) WITHOUT ROWID""")
     db.execute("CREATE TABLE monitor_review_times (area TEXT NOT NULL, seconds REAL NOT NULL,"
@@ -152,8 +182,6 @@ def _m3_master_records_monitor_releases(db):
           INSERT INTO monitor_areas (area) VALUES {_area_rows("NEW.code")}
             ON CONFLICT DO NOTHING;
         END""")
-    states = ", ".join(f"{c} = {c} + (NEW.state = '{c}') - (OLD.state = '{c}')"
-                       for c in _STATE_COLUMNS)
     db.execute(f"""
         CREATE TRIGGER monitor_submission_insert AFTER INSERT ON submissions BEGIN
           INSERT INTO monitor_areas (area, submitted, pending, last_activity)
@@ -167,24 +195,7 @@ def _m3_master_records_monitor_releases(db):
             ON CONFLICT DO UPDATE SET submitted = submitted + 1,
               last_activity = max(coalesce(last_activity, ''), NEW.received_at);
         END""")
-    db.execute(f"""
-        CREATE TRIGGER monitor_submission_review AFTER UPDATE OF state ON submissions
-        WHEN NEW.state != OLD.state BEGIN
-          UPDATE monitor_areas SET {states},
-            reviewed = reviewed + ({_RESOLVED.format(s="NEW")}
-                                   AND OLD.state IN ('pending', 'conflict')),
-            last_activity = max(coalesce(last_activity, ''), coalesce(NEW.review_at, ''))
-          WHERE area IN ({_area_list("NEW.grid_code")});
-        END""")
-    db.execute(f"""
-        CREATE TRIGGER monitor_review_time AFTER UPDATE OF state ON submissions
-        WHEN {_RESOLVED.format(s="NEW")} AND OLD.state IN ('pending', 'conflict') BEGIN
-          INSERT INTO monitor_review_times (area, seconds, count)
-            SELECT area.column1, review.seconds, 1
-            FROM (SELECT {_REVIEW_SECONDS.format(s="NEW")} AS seconds) review,
-                 (VALUES {_area_rows("NEW.grid_code")}) area WHERE 1
-            ON CONFLICT DO UPDATE SET count = count + 1;
-        END""")
+    _review_triggers(db, _M3_STATES, _M3_UNSETTLED)
     db.execute(f"""
         CREATE TRIGGER monitor_invalid_attempt AFTER INSERT ON invalid_attempts BEGIN
           INSERT INTO monitor_areas (area, invalid_attempts, last_activity)
@@ -220,22 +231,23 @@ def _m3_master_records_monitor_releases(db):
             FROM (VALUES {_area_rows("NEW.grid_code")}) area WHERE NOT NEW.retired
             ON CONFLICT DO UPDATE SET active = active + 1;
         END""")
-    recount_monitor(db)
+    recount_monitor(db, _M3_STATES)
 
 
-def recount_monitor(db):
+def recount_monitor(db, states=STATE_COLUMNS):
     """Recompute every monitoring figure from the submissions, invalid attempts and
-    master records: what the triggers keep up to date one change at a time."""
+    master records: what the triggers keep up to date one change at a time (``states``:
+    the state columns the schema has)."""
     for table in ("monitor_areas", "monitor_review_times", "monitor_records",
                   "monitor_workers", "monitor_field_errors"):
         db.execute(f"DELETE FROM {table}")
     for n in _LEVELS:
         area = f"substr(grid_code, 1, {n})" if n else "''"
-        states = ", ".join(f"sum(state = '{c}')" for c in _STATE_COLUMNS)
+        counts = ", ".join(f"sum(state = '{c}')" for c in states)
         db.execute(f"""
-            INSERT INTO monitor_areas (area, submitted, {", ".join(_STATE_COLUMNS)}, reviewed,
+            INSERT INTO monitor_areas (area, submitted, {", ".join(states)}, reviewed,
                                        last_activity)
-            SELECT {area}, count(*), {states}, sum({_RESOLVED.format(s="s")}),
+            SELECT {area}, count(*), {counts}, sum({_RESOLVED.format(s="s")}),
                    max(max(received_at), coalesce(max(review_at), ''))
             FROM submissions s GROUP BY 1""")
         db.execute(f"""
@@ -275,12 +287,34 @@ def _m4_submission_figures_per_batch(db):
     db.execute("DROP TRIGGER monitor_submission_insert")
 
 
+def _m5_moves_between_grids(db):
+    # an upsert that would move a record out of a grid its reviewer does not oversee
+    # waits (state awaiting_move) for the agreement of the grid the record is in
+    db.execute("""
+        CREATE TABLE moves (
+            submission_id INTEGER PRIMARY KEY REFERENCES submissions(id),
+            record_type TEXT NOT NULL, key TEXT NOT NULL,
+            from_grid TEXT NOT NULL,  -- where the record is: followed while undecided
+            requested_by TEXT NOT NULL, requested_at TEXT NOT NULL,
+            state TEXT NOT NULL,  -- open, accepted, refused or withdrawn
+            decided_by TEXT, decided_at TEXT, note TEXT)""")
+    db.execute("CREATE INDEX moves_open ON moves(from_grid, submission_id)"
+               " WHERE state = 'open'")
+    db.execute("CREATE INDEX moves_record ON moves(record_type, key) WHERE state = 'open'")
+    db.execute("ALTER TABLE monitor_areas ADD COLUMN awaiting_move INTEGER NOT NULL DEFAULT 0")
+    db.execute("DROP TRIGGER monitor_submission_review")
+    db.execute("DROP TRIGGER monitor_review_time")
+    _review_triggers(db, STATE_COLUMNS, _UNSETTLED)
+
+
 MIGRATIONS = [
     (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
     (2, "login attempts in flight", _m2_login_attempts_in_flight),
     (3, "master records, history, monitoring figures, releases",
      _m3_master_records_monitor_releases),
     (4, "submission figures added per batch", _m4_submission_figures_per_batch),
+    (5, "moves between grids wait for the agreement of the grid a record is in",
+     _m5_moves_between_grids),
 ]
 
 

@@ -151,8 +151,8 @@ _MASKS = {  # the common lengths first: a constant run of stars is cheaper than 
              " ELSE printf('%.*c', length({v}), '*') END",
 }
 # a spreadsheet runs a cell that starts like a formula: such text gets a leading '
-_NEUTRALISE = ("CASE WHEN substr({v}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13))"
-               " THEN '''' || {v} ELSE {v} END")
+_NEUTRALISE = ("CASE WHEN typeof({v}) = 'text' AND substr({v}, 1, 1)"
+               " IN ('=', '+', '-', '@', char(9), char(13)) THEN '''' || {v} ELSE {v} END")
 _CSV = ("CASE WHEN {v} IS NULL THEN '' WHEN typeof({v}) != 'text' THEN {v}"
         " WHEN {v} GLOB '*[,\"' || char(10) || char(13) || ']*'"
         " THEN '\"' || replace({v}, '\"', '\"\"') || '\"' ELSE {v} END")
@@ -168,10 +168,10 @@ _LIST_FAST = ("CASE WHEN {v} IS NULL THEN NULL WHEN {v} GLOB '[[]\"*\"]' AND ins
               " FROM json_each({v})) END")
 
 
-def _cell_sql(column, kind, mask, code_table, free_text, fmt) -> str:
-    """One exported cell as SQL. Only free text (and labels, lists, masks) can hold a
-    comma, a quote, a line break or a leading formula character: the other columns
-    (codes, identifiers, dates, numbers, checked by their standards) go out as they are."""
+def _cell_sql(column, kind, mask, code_table, fmt) -> str:
+    """One exported cell as SQL. Every text cell is quoted and neutralised, whatever
+    its standard says of its form: a value is only as well formed as the check that
+    let it in, and the writer does not depend on any check."""
     value = _ident(column)
     if code_table and kind == "list":
         value = (f"(SELECT group_concat(coalesce(c.label, j.value), ';') FROM json_each({value})"
@@ -184,7 +184,7 @@ def _cell_sql(column, kind, mask, code_table, free_text, fmt) -> str:
         value = f"json({value})" if fmt == "json" else "(" + _LIST_FAST.format(v=value) + ")"
     if mask:
         value = mask_sql(mask, value)
-    if fmt == "json" or not (free_text or code_table or kind == "list"):
+    if fmt == "json":  # json_object escapes; JSON has no formulas
         return value
     if value == _ident(column):
         return _safe_cell(value, fmt)
@@ -205,14 +205,25 @@ def csv_quote(text: str) -> str:
     return text
 
 
+def release_row_count(path, record_type, prefixes) -> int:
+    """Rows of a release table in grids under the prefixes."""
+    where, params = _scope_sql("grid_code", prefixes)
+    reader = _open_release(path)
+    try:
+        return reader.execute(f"SELECT count(*) FROM {_ident(record_type)} WHERE {where}",
+                              params).fetchone()[0]
+    finally:
+        reader.close()
+
+
 def release_rows(path, record_type, plan, prefixes, fmt, window_rows):
     """A release table, a window of ``window_rows`` row ids at a time: the window's
     CSV lines or JSON objects as one UTF-8 ``bytes`` (SQLite renders and joins them:
     no Python object per row), or a list of cell tuples (``fmt="cells"``). Each cell
     is masked, labelled and neutralised in SQL as ``plan`` says (``(name, column,
-    type, mask, code_table, free_text)`` per exported column)."""
-    cells = [_cell_sql(column, kind, mask, code_table, free_text, fmt)
-             for _, column, kind, mask, code_table, free_text in plan]
+    type, mask, code_table)`` per exported column)."""
+    cells = [_cell_sql(column, kind, mask, code_table, fmt)
+             for _, column, kind, mask, code_table in plan]
     if fmt == "csv":  # one printf a line: SQLite builds it in one piece (NULL prints as "")
         select = " || ',' || ".join(
             f"printf('{','.join(['%s'] * len(part))}', {', '.join(part)})"
