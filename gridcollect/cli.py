@@ -403,7 +403,8 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
     click.echo(f"{summary.rows} rows: {summary.accepted} accepted, {summary.duplicate} "
                f"already imported, {summary.invalid} invalid, {summary.forbidden} forbidden"
                + (f"; {summary.confirmed} confirmed, {summary.conflict} in conflict"
-                  if confirmer else ""))
+                  + (f", {summary.awaiting_move} waiting for another grid to agree to a move"
+                     if summary.awaiting_move else "") if confirmer else ""))
     sys.exit(1 if summary.invalid or summary.forbidden else 0)
 
 

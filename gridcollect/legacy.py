@@ -28,6 +28,7 @@ class ImportSummary:
     forbidden: int = 0
     confirmed: int = 0
     conflict: int = 0
+    awaiting_move: int = 0  # would move a record from a grid the confirmer does not oversee
     errors: list = field(default_factory=list)  # (row, [FieldError dict])
 
 
@@ -81,7 +82,8 @@ def import_file(db, standards, grids, path, record_type: str, grid_code: str,
                 "file": str(path), "record_type": record_type, "grid_code": grid_code,
                 "confirmed_by": confirm_by.username if confirm_by else None,
                 **{k: getattr(summary, k) for k in ("rows", "accepted", "duplicate", "invalid",
-                                                     "forbidden", "confirmed", "conflict")}})])
+                                                     "forbidden", "confirmed", "conflict",
+                                                     "awaiting_move")}})])
     return summary
 
 
@@ -99,3 +101,4 @@ def _store(db, standards, grids, worker, confirm_by, batch, summary):
             if result["status"] == "reviewed":
                 summary.confirmed += result["state"] == "confirmed"
                 summary.conflict += result["state"] == "conflict"
+                summary.awaiting_move += result["state"] == "awaiting_move"

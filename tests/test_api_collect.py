@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, id_number, item, person
+from conftest import COLLECTED_AT, GRID_CODE, GRID_FAR, GRID_OTHER, id_number, item, person
 
 
 def count(db, table="submissions"):
@@ -166,7 +166,7 @@ def test_stored_submission_is_normalised_and_records_its_standard(login):
     assert stored["standard_version"] == "2026.1+420502001002.1"
     assert stored["natural_key"] == number.upper()
     assert stored["state"] == "pending" and stored["worker"] == "w3"
-    assert stored["collected_at"] == "2026-11-20T10:00:00.000+08:00"
+    assert stored["collected_at"] == COLLECTED_AT.replace(":00+08:00", ":00.000+08:00")
     assert stored["review"] is None and stored["replaces"] is None
 
 

@@ -422,7 +422,7 @@ def same_person(response, ctx):
 
 case("full-width ID number as a record key", "GET",
      f"{API}/records/person/{id_number(1).translate(FULL_WIDTH)}", 200, who="sup",
-     check=same_person)
+     changes={"audit": 1}, check=same_person)  # the read of its history is audited
 case("full-width ID number as a record filter", "GET",
      f"{API}/records/person?id_number={id_number(1).translate(FULL_WIDTH)}", 200, who="sup",
      check=same_person)
@@ -672,6 +672,60 @@ for kind in ("forged", "expired", "revoked"):
     for method, path, body in TOKEN_TARGETS:
         case(f"{kind} token: {method} {path}", method, path, 401, "token_invalid", who=kind,
              json=body)
+
+
+# 10. what the outside security review found (issue 17) ---------------------------------------
+
+for label, text in [("a comma and then an offset", "2026-12-01T10:00:00,-08:00"),
+                    ("ISO basic form", "20261201T100000"), ("a week date", "2026-W49-1"),
+                    ("an hour alone", "2026-12-01T10"), ("a 24th hour", "2026-12-01T24:00"),
+                    ("an offset of a day", "2026-12-01T10:00+24:00")]:
+    case(f"a timestamp with {label}: {text!r}", "POST", f"{API}/submissions", 200,
+         json={"submissions": [item("ts", event(occurred_at=text), "event")]},
+         item=("invalid", "occurred_at", "timestamp"), changes=INVALID_ITEM)
+for label, text in [("in year 1", "0001-01-01"), ("a decade ago", "2016-12-01T10:00:00+08:00")]:
+    case(f"collected {label}", "POST", f"{API}/submissions", 200,
+         json={"submissions": [item("old", person(3), collected_at=text)]},
+         item=("invalid", "collected_at", "too_old"), changes=INVALID_ITEM)
+for label, password in [("eight spaces", " " * 8), ("spaced-out letters", " a b c d e f "),
+                        ("one character", "xxxxxxxxxx"), ("the username", "newcomer"),
+                        ("a common password", "Password123"), ("digits 1-8", "12345678")]:
+    case(f"a new user's password of {label}", "POST", f"{API}/users", 422, "bad_account",
+         who="admin", json={"username": "newcomer", "role": "worker", "scope": [GRID_CODE],
+                            "password": password})
+    if password != "newcomer":  # (w3's own name is too short to be a password at all)
+        case(f"a password changed to {label}", "PATCH", f"{API}/users/w3", 422,
+             "bad_account", who="admin", json={"password": password})
+
+
+def waits_for_the_owning_grid(response, ctx):
+    """wfar's own supervisor confirms: the person stays in w3's grid, nothing shows."""
+    [result] = response.json["results"]
+    reviewed = ctx.login("supfar").post(f"{API}/submissions/{result['id']}/review",
+                                        json={"action": "confirm"}).json
+    assert reviewed["state"] == "awaiting_move" and reviewed["conflict"] is None
+    for who in ("wfar", "supfar"):
+        assert ctx.login(who).get(f"{API}/records/person/{ctx.world.idn}").status_code == 404
+    record = ctx.login("sup").get(f"{API}/records/person/{ctx.world.idn}").json
+    assert record["grid_code"] == GRID_CODE and record["data"]["name"] == "张伟"
+
+
+def looks_missing(response, ctx):
+    [result] = response.json["results"]
+    reviewed = ctx.login("supfar").post(f"{API}/submissions/{result['id']}/review",
+                                        json={"action": "confirm"}).json
+    assert reviewed["conflict"] == {"reason": "stale_base_version", "version": 0}
+
+
+case("another grid's person, taken by knowing the ID number", "POST", f"{API}/submissions",
+     200, who="wfar", json={"submissions": [item("take", person(1, name="冒名"),
+                                                 grid_code=GRID_FAR)]},
+     item=("accepted", None, None), changes={"submissions": 1, "audit": 1},
+     check=waits_for_the_owning_grid)
+case("another grid's person, probed by a base version", "POST", f"{API}/submissions", 200,
+     who="wfar", json={"submissions": [item("probe", person(1), grid_code=GRID_FAR,
+                                            base_version=1)]},
+     item=("accepted", None, None), changes={"submissions": 1, "audit": 1}, check=looks_missing)
 
 
 # --- running a case -----------------------------------------------------------------------------

@@ -2,13 +2,20 @@
 import datetime
 
 import pytest
-from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, derived_tables, id_number, item, person
+from conftest import GRID_CODE, GRID_FAR, GRID_OTHER, derived_tables, id_number, person
+from conftest import item as _item
 
 from gridcollect import clock, store, workflow
 from gridcollect.checks import CHINA
 
 T0 = datetime.datetime(2026, 11, 21, 9, 0, tzinfo=CHINA)
 COMMUNITY, STREET, DISTRICT = GRID_CODE[:12], GRID_CODE[:9], GRID_CODE[:6]
+
+
+def item(*args, **more):
+    """An item collected an hour before the clock these tests set (T0)."""
+    return _item(*args, **{"collected_at": (T0 - datetime.timedelta(hours=1)).isoformat(),
+                           **more})
 
 
 @pytest.fixture

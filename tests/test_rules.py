@@ -532,6 +532,33 @@ def test_occurred_at_not_iso_8601(occurred_at):
         ("occurred_at", "timestamp")]
 
 
+@pytest.mark.parametrize("occurred_at, stored", [
+    ("2026-11-21T10:00:00+08:00", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-21T10:00:00", "2026-11-21T10:00:00.000+08:00"),  # no offset: Beijing time
+    ("2026-11-21 10:00", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-21T02:00:00Z", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-20T18:00:00-0800", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-21T11:00+09", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-21T10:00:00,5", "2026-11-21T10:00:00.500+08:00"),  # ISO 8601's own comma
+    ("2026-11-21T10:00:00.123456789+08:00", "2026-11-21T10:00:00.123+08:00"),
+    ("２０２６-１１-２１T１０:００", "2026-11-21T10:00:00.000+08:00"),
+    ("  2026-11-21T10:00:00+08:00 ", "2026-11-21T10:00:00.000+08:00"),
+    ("2026-11-21", "2026-11-21T00:00:00.000+08:00"),
+])
+def test_a_timestamp_is_stored_in_one_form(occurred_at, stored):
+    result = validate("event", record("event", occurred_at=occurred_at))
+    assert result.valid and result.document["occurred_at"] == stored
+
+
+@pytest.mark.parametrize("occurred_at", [
+    "2026-11-21T10:00:00,-08:00", "2026-11-21T10:00:00,", "20261121T100000", "2026-W47-6",
+    "2026-11-21T10", "2026-11-21T10:00+24:00", "2026-11-21T10:00:00.+08:00", "2026-11-21T1000",
+    "2026-11-21T10:00:00+8", "2026-11-21T10:00:00 +08:00", "+2026-11-21T10:00:00"])
+def test_a_timestamp_outside_the_one_grammar_is_refused(occurred_at):
+    result = validate("event", record("event", occurred_at=occurred_at))
+    assert [(e.field, e.code) for e in result.errors] == [("occurred_at", "timestamp")]
+
+
 @pytest.mark.parametrize("description, expected", [
     ("路灯坏了。", []),
     ("abcd", [("description", "too_short")]),

@@ -66,7 +66,13 @@ def world(login, app):
     assert photo.status_code == 201, photo.json
     release = login("analyst").post(f"{API}/releases", json={"note": "headers"})
     assert release.status_code == 201
-    return {"pending": pending, "photo": photo.json["sha256"], "release": release.json["id"]}
+    # wfar's entry for w3's person, confirmed by supfar: a move request for sup
+    move = login("wfar").submit(item("move", person(1), grid_code=GRID_FAR)).json[
+        "results"][0]["id"]
+    moving = login("supfar").post(f"{API}/submissions/{move}/review", json={"action": "confirm"})
+    assert moving.json["state"] == "awaiting_move"
+    return {"pending": pending, "photo": photo.json["sha256"], "release": release.json["id"],
+            "move": move}
 
 
 # (rule, method) -> (caller, path, request kwargs) of a request that succeeds
@@ -126,6 +132,10 @@ def successes(world) -> dict:
         ("/api/v1/users/<username>/revoke-tokens", "POST"): (
             "admin", f"{API}/users/wfar/revoke-tokens", {}),
         ("/api/v1/audit", "GET"): ("admin", f"{API}/audit", {}),
+        ("/api/v1/moves", "GET"): ("sup", f"{API}/moves", {}),
+        ("/api/v1/moves/<id:submission_id>", "GET"): ("sup", f"{API}/moves/{world['move']}", {}),
+        ("/api/v1/moves/<id:submission_id>", "POST"): ("sup", f"{API}/moves/{world['move']}", {
+            "json": {"action": "refuse", "note": "未搬迁"}}),
     }
 
 
@@ -146,7 +156,7 @@ RULES = ["/", "/static/<path:filename>", "/api/v1/openapi.json", "/api/v1/docs",
          "/api/v1/releases/<id:release_id>", "/api/v1/releases/<id:release_id>/dictionary",
          "/api/v1/releases/<id:release_id>/tables/", "/api/v1/users",
          "/api/v1/users/<username>", "/api/v1/users/<username>/revoke-tokens",
-         "/api/v1/audit"]
+         "/api/v1/audit", "/api/v1/moves", "/api/v1/moves/<id:submission_id>"]
 
 
 def test_the_table_covers_every_rule_of_the_app(app, world):

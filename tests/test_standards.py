@@ -146,6 +146,24 @@ def test_every_message_is_bilingual():
         assert "{zh}" in zh and "{en}" in en, code
 
 
+@pytest.mark.parametrize("sensitivity", ["public", "internal"])
+def test_a_field_that_may_hold_a_mobile_number_is_personal(standards_folder, sensitivity):
+    write_overlay(standards_folder, "420503", "organization",
+                  "version: 1\nfields:\n  contact_phone:\n    label: {zh: 联系人电话, en: Contact}\n"
+                  f"    sensitivity: {sensitivity}\n"
+                  "    rules: {type: string, coerce: phone, check_with: phone}\n")
+    with pytest.raises(StandardError, match="mobile number is personal"):
+        Standards(standards_folder)
+
+
+def test_a_timestamp_field_is_coerced_to_the_one_form(standards_folder):
+    write_overlay(standards_folder, "420503", "event",
+                  "version: 1\nfields:\n  reported_at:\n    label: {zh: 上报时间, en: Reported}\n"
+                  "    rules: {type: string, coerce: code, check_with: timestamp}\n")
+    with pytest.raises(StandardError, match="coerce: timestamp"):
+        Standards(standards_folder)
+
+
 def test_a_rule_the_compiler_lacks_falls_back_to_cerberus(standards_folder):
     folder = standards_folder
     write_overlay(folder, "420503", "person",

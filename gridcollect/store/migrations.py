@@ -305,6 +305,23 @@ def _m5_moves_between_grids(db):
     db.execute("DROP TRIGGER monitor_submission_review")
     db.execute("DROP TRIGGER monitor_review_time")
     _review_triggers(db, STATE_COLUMNS, _UNSETTLED)
+    # an area a record left (a move, a retirement) keeps no row of zero: the figures
+    # stay row for row what a recount makes of them
+    db.execute("DROP TRIGGER monitor_record_update")
+    db.execute(f"""
+        CREATE TRIGGER monitor_record_update AFTER UPDATE OF grid_code, retired ON records
+        WHEN OLD.grid_code != NEW.grid_code OR OLD.retired != NEW.retired BEGIN
+          UPDATE monitor_records SET active = active - 1
+            WHERE NOT OLD.retired AND record_type = OLD.record_type
+              AND area IN ({_area_list("OLD.grid_code")});
+          DELETE FROM monitor_records WHERE active = 0 AND record_type = OLD.record_type
+              AND area IN ({_area_list("OLD.grid_code")});
+          INSERT INTO monitor_records (area, record_type, active)
+            SELECT area.column1, NEW.record_type, 1
+            FROM (VALUES {_area_rows("NEW.grid_code")}) area WHERE NOT NEW.retired
+            ON CONFLICT DO UPDATE SET active = active + 1;
+        END""")
+    db.execute("DELETE FROM monitor_records WHERE active = 0")
 
 
 MIGRATIONS = [
