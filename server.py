@@ -17,7 +17,7 @@ from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from gridcollect import clock, logs, releases, store, workflow
-from gridcollect.app import create_app
+from gridcollect.app import MAX_COLLECT_WINDOW, create_app
 
 
 class Server(BaseApplication):
@@ -92,8 +92,8 @@ def main(argv=None):
                         help="refuse entries collected more than DAYS before they arrive "
                              "(default: $GRIDCOLLECT_COLLECT_WINDOW_DAYS or 365)")
     args = parser.parse_args(argv)
-    if args.collect_window < 1:
-        parser.error("--collect-window must be at least 1 day")
+    if not 1 <= args.collect_window <= MAX_COLLECT_WINDOW:
+        parser.error(f"--collect-window must be 1 to {MAX_COLLECT_WINDOW} days")
 
     config = {"DATABASE": args.db, "COLLECTED_AT_WINDOW_DAYS": args.collect_window}
     db = store.connect(args.db)

@@ -586,7 +586,10 @@ def review(db, campaign: Campaign) -> dict:
             sub.review_note = campaign.rng.choice(NOTES[sub.outcome])
         else:
             key = sub.record_type, merge.record_key(sub)
-            outcome = merge.apply(records.get(key), sub, seq + 1, sub.review_by, sub.review_at)
+            # moves stay inside a community: its district's supervisor oversees both grids
+            outcome = merge.apply(records.get(key), sub, seq + 1, sub.review_by, sub.review_at,
+                                  may_move=True)
+            assert not outcome.needs_move
             if outcome.conflict:
                 sub.state, sub.conflict = "conflict", store._json(outcome.conflict)
             else:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from . import clock, logs, store
@@ -23,7 +24,11 @@ COMMON_PASSWORDS = frozenset("""
     87654321 11111111 00000000 88888888 66666666 12341234 11223344 123123123 qwertyui
     qwerty123 1qaz2wsx 1q2w3e4r qazwsxedc asdfghjk zxcvbnm123 abcd1234 a1b2c3d4 abc12345
     abcdefgh iloveyou woaini1314 woaini520 5201314520 admin123 admin1234 administrator
-    root1234 welcome1 changeme letmein1 gridcollect wanggeyuan
+    root1234 welcome1 changeme letmein1 gridcollect wanggeyuan qq123456 a1234567
+    a12345678 a123456789 aa123456 123456aa 123456abc abc123456 147258369 987654321
+    123qweasd qweasdzxc qwertyuiop 1qaz2wsx3edc 1234qwer q1w2e3r4 zxcvbnm asdf1234
+    asdfghjkl 110110110 12344321 13141314 520520520 woaini123 iloveyou1 password12
+    superman dragon123 monkey123 sunshine football baseball trustno1 master123
 """.split())
 
 
@@ -189,15 +194,16 @@ def check_role_and_scope(role: str, scope) -> tuple:
 def check_password(password: str, username: str):
     """A password someone could not guess first: enough non-blank characters, several
     different ones, not the username, not one of the most common choices."""
-    solid = "".join(password.split())
+    solid = "".join(unicodedata.normalize("NFKC", password).split())  # １ is 1
     if len(solid) < MIN_PASSWORD:
         raise AccountError(f"password must have at least {MIN_PASSWORD} characters that are "
                            f"not spaces")
     if len(set(solid)) < MIN_DISTINCT:
         raise AccountError(f"password must have at least {MIN_DISTINCT} different characters")
     folded = solid.casefold()
-    if folded == "".join(username.split()).casefold():
-        raise AccountError("password must not be the username")
+    name = "".join(username.split()).casefold()
+    if folded == name or (len(name) >= 3 and folded.strip("0123456789!@#._-") == name):
+        raise AccountError("password must not be the username (with or without digits)")
     if folded in COMMON_PASSWORDS:
         raise AccountError("password is one of the most common passwords: choose another")
 

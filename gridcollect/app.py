@@ -38,7 +38,7 @@ DEFAULTS = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
     "LOGIN_FAILURE_WINDOW_MINUTES": 15,
     # an entry collected longer ago than this before it reaches the server is refused
-    "COLLECTED_AT_WINDOW_DAYS": 365,
+    "COLLECTED_AT_WINDOW_DAYS": 365,  # 1 to MAX_COLLECT_WINDOW
     # flask-smorest: the OpenAPI document and a browsable page served from this
     # server (swagger-ui-bundle), so it works on a closed government network
     "API_TITLE": "gridcollect",
@@ -58,6 +58,9 @@ DEFAULTS = {
 }
 
 
+MAX_COLLECT_WINDOW = 36_500  # days: a century, and well inside what a datetime holds
+
+
 class Runtime:
     """What the views share in one process: settings, standards, connections, caches."""
 
@@ -72,6 +75,8 @@ class Runtime:
             scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],
             max_failures_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
             failure_window=datetime.timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]))
+        if not 1 <= config["COLLECTED_AT_WINDOW_DAYS"] <= MAX_COLLECT_WINDOW:
+            raise ValueError(f"COLLECTED_AT_WINDOW_DAYS must be 1 to {MAX_COLLECT_WINDOW}")
         self.collect_window = datetime.timedelta(days=config["COLLECTED_AT_WINDOW_DAYS"])
         self.grids = GridCache()
         self._local = threading.local()

@@ -19,7 +19,7 @@ CHINA = datetime.timezone(datetime.timedelta(hours=8), "Asia/Shanghai")
 _TIMESTAMP = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[Tt ](?P<hm>[0-9]{2}:[0-9]{2})(?P<s>:[0-9]{2}(?:[.,](?P<frac>[0-9]{1,9}))?)?"
-    r"(?P<offset>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?\Z", re.ASCII)
+    r"(?P<offset>[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?)?\Z", re.ASCII)
 
 
 def now() -> datetime.datetime:

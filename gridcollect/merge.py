@@ -41,11 +41,11 @@ def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
     """Merge ``submission`` (confirmed by ``by`` at ``at``) into ``current``.
 
     A record lives in one grid at a time, and the submission's grid sees only its
-    own: a record in another grid is, to it, as if missing. Its version is 0 for the
-    base-version check (a conflict tells nothing of it) and a retire finds nothing.
-    An upsert of it would move it here, which takes ``may_move``: the agreement of
-    someone with scope over the grid it is in; without it nothing changes
-    (``needs_move``) and the submission waits for that agreement.
+    own: a record in another grid is, to it, as if missing, unless ``may_move`` (the
+    reviewer oversees the grid the record is in, and may let it move). Without that,
+    its version is 0 for the base-version check (a conflict tells nothing of it), and
+    an upsert changes nothing (``needs_move``): the submission waits for the
+    agreement of the record's grid. A retire finds only a record of its own grid.
 
     ``force`` is a supervisor's decision to merge a submission that met a conflict:
     stale or not, it lands on the current version (retiring a record already
@@ -53,7 +53,8 @@ def apply(current: dict | None, submission: dict, seq: int, by: str, at: str,
     """
     grid = submission["grid_code"]
     here = current if current is not None and current["grid_code"] == grid else None
-    version = here["version"] if here else 0
+    seen = current if may_move else here
+    version = seen["version"] if seen else 0
     base = submission["base_version"]
     if not force and base is not None and base != version:
         return Outcome(conflict={"reason": "stale_base_version", "version": version})

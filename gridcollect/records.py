@@ -85,10 +85,17 @@ def _key_field(standards, record_type):
 def list_records(db, standards, user: access.User, record_type: str, *, limit: int,
                  after_seq=None, grid=None, changed_since=None, retired=None,
                  filters=()) -> list:
-    """(shown records, seq of the last one) in the order they last changed."""
+    """(shown records, seq of the last one) in the order they last changed; every page
+    read is audited (who, what was asked, how many records)."""
     rows = store.list_records(db, record_type, prefixes=access.prefixes(user), grid=grid,
                               changed_since=changed_since, retired=retired, filters=filters,
                               after_seq=after_seq, limit=limit)
+    at = clock.iso(clock.now())
+    with store.write(db):
+        store.audit(db, [(at, user.username, "records_list", "records", record_type, {
+            "grid": grid, "changed_since": changed_since, "retired": retired,
+            "after": after_seq, "filters": {name: values for name, _, values in filters},
+            "rows": len(rows)})])
     masking = access.masking(user, standards.all_fields(record_type))
     key_field = _key_field(standards, record_type)
     return [(_shown(row, masking, key_field), row["seq"]) for row in rows]

@@ -240,9 +240,20 @@ def file_path(release: dict) -> pathlib.Path:
     return pathlib.Path(release["file"])
 
 
+def _columns_read_now(path, record_type=None) -> tuple:
+    """The dictionary frozen in a release file, with the sensitivities as they are read
+    now: a column masked like a phone may hold a mobile number, and is personal at least
+    (a release made before the standards said so still gives no mobile away)."""
+    column_rows, code_rows = store.release_dictionary(path, record_type)
+    for row in column_rows:
+        if row["mask"] == "phone" and row["sensitivity"] in ("public", "internal"):
+            row["sensitivity"] = "personal"
+    return column_rows, code_rows
+
+
 def read_dictionary(path) -> dict:
-    """The data dictionary frozen in a release file."""
-    column_rows, code_rows = store.release_dictionary(path)
+    """The data dictionary of a release file."""
+    column_rows, code_rows = _columns_read_now(path)
     tables = {}
     for row in column_rows:
         row["free_text"] = bool(row["free_text"])  # SQLite keeps it as 0 or 1
@@ -258,7 +269,7 @@ def _plan(path, record_type, user: access.User, labels: bool) -> tuple:
     """What each exported column is: ``(name, column, type, mask or None, code table or
     None)``, without the columns the user may not see; and whether any is masked or
     left out."""
-    column_rows, _ = store.release_dictionary(path, record_type)
+    column_rows, _ = _columns_read_now(path, record_type)
     plan, masked = [], False
     for row in column_rows:
         view = access.field_view(user, row["sensitivity"])

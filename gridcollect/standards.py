@@ -365,11 +365,13 @@ class Standards:
                 re.compile(pattern)
             except re.error as exc:
                 raise StandardError(f"{where}: invalid regex {pattern!r}: {exc}") from None
-        if "timestamp" in spec.checks and rules.get("coerce") != "timestamp":
+        levels = list(_nested(rules))  # the rules hold for nested values as well
+        if any("timestamp" in _as_list(level.get("check_with"))
+               and level.get("coerce") != "timestamp" for level in levels):
             raise StandardError(f"{where}: a field checked with timestamp needs coerce: "
                                 f"timestamp (timestamps are stored in one form, never as sent)")
-        if {"mobile", "phone"} & set(spec.checks) and spec.sensitivity not in (
-                "personal", "secret"):
+        if any({"mobile", "phone"} & set(_as_list(level.get("check_with")))
+               for level in levels) and spec.sensitivity not in ("personal", "secret"):
             raise StandardError(f"{where}: a field that may hold a mobile number is personal "
                                 f"data: its sensitivity must be personal or secret")
         for limit in ("min", "max"):
@@ -489,16 +491,22 @@ _TIGHTENING_RULES = {"type", "coerce", "regex", "required", "nullable", "empty",
                      "minlength", "maxlength", "allowed", "check_with"}
 
 
-def _patterns(rules):
-    """Every regex of a field's rules, nested ones included."""
-    if isinstance(rules.get("regex"), str):
-        yield rules["regex"]
+def _nested(rules):
+    """A field's rules and every nested rule set (a dict's fields, a list's items)."""
+    yield rules
     schema = rules.get("schema")
     if isinstance(schema, dict):
         nested = schema.values() if rules.get("type") == "dict" else [schema]
         for sub in nested:
             if isinstance(sub, dict):
-                yield from _patterns(sub)
+                yield from _nested(sub)
+
+
+def _patterns(rules):
+    """Every regex of a field's rules, nested ones included."""
+    for level in _nested(rules):
+        if isinstance(level.get("regex"), str):
+            yield level["regex"]
 
 
 def _as_list(value):

@@ -30,6 +30,9 @@ REVIEW_ACTIONS = {"confirm": "confirmed", "reject": "rejected", "return": "retur
 NOTE_REQUIRED = {"reject", "return", "refuse"}
 ACTIONS = ("upsert", "retire")
 MOVE_DECISIONS = {"accept": "accepted", "refuse": "refused"}
+# who a refused submission shows as its reviewer: the other grid, unnamed (the person who
+# refused, and where, are in the move request and the audit log, which its side reads)
+REFUSED_BY = "另一网格 / the record's grid"
 # how long before its receipt an entry may have been collected (a phone offline for
 # days, a paper form typed in weeks later); earlier is a wrong clock or a wrong value
 COLLECT_WINDOW = datetime.timedelta(days=365)
@@ -408,8 +411,8 @@ def get_move(db, user: access.User, submission_id: int) -> dict:
 def decide_move(db, user: access.User, submission_id: int, action: str,
                 note: str | None) -> dict:
     """The grid a record is in accepts a move request (the submission merges now, and the
-    record moves) or refuses it (the submission is rejected with the note; the record
-    stays where it is)."""
+    record moves) or refuses it (the submission is rejected with the note, which its
+    worker reads, signed by no name; the record stays where it is)."""
     check_review(action, note)
     note = note.strip() if note else None
     with store.write(db):
@@ -421,6 +424,9 @@ def decide_move(db, user: access.User, submission_id: int, action: str,
             raise NotOpen(move["state"])
         submission = store.get_submission(db, submission_id)
         detail = {"from_grid": move["from_grid"], "to_grid": move["to_grid"], "note": note}
+        # closed first: the record's move below must not carry this request along
+        store.decide_moves(db, [submission_id], MOVE_DECISIONS[action], user.username, at,
+                           note)
         if action == "accept":
             key = (submission["record_type"], merge.record_key(submission))
             seq = store.last_merge_seq(db) + 1
@@ -434,10 +440,8 @@ def decide_move(db, user: access.User, submission_id: int, action: str,
                 _merge(db, [outcome])
                 detail["merged"] = {"record_type": key[0], "version": outcome.record["version"]}
         else:
-            store.set_reviews(db, [(submission_id, AWAITING_MOVE, "rejected", user.username,
-                                    at, note, None, None)])
-        store.decide_moves(db, [submission_id], MOVE_DECISIONS[action], user.username, at,
-                           note)
+            store.set_reviews(db, [(submission_id, AWAITING_MOVE, "rejected", REFUSED_BY, at,
+                                    note, None, None)])
         store.audit(db, [(at, user.username, f"move_{action}", "submission", submission_id,
                           detail)])
     return store.get_move(db, submission_id)

@@ -72,8 +72,10 @@ def test_the_owning_grid_refuses_and_the_record_stays(login, owned, db):
     assert refused.status_code == 200
     assert (refused.json["state"], refused.json["decided_by"]) == ("refused", "sup")
     submission = login("wfar").get(f"{API}/submissions/{sid}").json
-    assert submission["state"] == "rejected"
-    assert submission["review"]["by"] == "sup" and submission["review"]["note"] == "此人仍住本网格"
+    assert submission["state"] == "rejected" and submission["review"]["note"] == "此人仍住本网格"
+    # the other side is not told who refused, nor where the record is
+    assert submission["review"]["by"] == workflow.REFUSED_BY
+    assert "sup" not in str(submission) and GRID_CODE not in str(submission)
     record = store.get_record(db, "person", KEY)
     assert (record["grid_code"], record["version"], record["data"]) == (GRID_CODE, 1,
                                                                          SECRET_PERSON)
@@ -88,6 +90,10 @@ def test_the_owning_grid_accepts_and_the_record_moves(login, owned, db):
     sid, _ = request_takeover(login)
     accepted = login("sup").post(f"{API}/moves/{sid}", json={"action": "accept"})
     assert accepted.status_code == 200 and accepted.json["state"] == "accepted"
+    # the decided request keeps the grid it was decided for: its decider still reads it
+    assert accepted.json["from_grid"] == GRID_CODE
+    assert login("sup").get(f"{API}/moves/{sid}").json["state"] == "accepted"
+    assert login("supfar").get(f"{API}/moves/{sid}").status_code == 404
     submission = login("wfar").get(f"{API}/submissions/{sid}").json
     assert submission["state"] == "confirmed" and submission["review"]["by"] == "supfar"
     body = login("wfar").get(f"{API}/records/person/{KEY}").json

@@ -206,6 +206,45 @@ def test_exports_and_history_reads_are_audited(phones):
     [read] = admin.get(f"/audit?action=record_read&object_id=person/{id_number(8)}").json()[
         "items"]
     assert read["actor"] == "sup" and read["detail"]["grid_code"] == GRID_CODE
+    listed = w3.get("/records/person", params={"special_groups": "独居老人", "limit": 7})
+    assert listed.status_code == 200
+    [page] = admin.get("/audit?action=records_list&actor=w3&limit=1").json()["items"]
+    assert page["object_id"] == "person" and page["detail"]["filters"] == {
+        "special_groups": ["独居老人"]}
+    assert page["detail"]["rows"] == len(listed.json()["items"])
+
+
+def test_an_old_release_gives_no_mobile_number_away_either(city, phones):
+    """A release made when an organisation's phone was still internal: its dictionary
+    says so, and the export masks it all the same."""
+    import sqlite3
+    analyst = phones["analyst"]
+    org = {"uscc": credit_code("MA4K3L7R"), "name": "宜昌某某旧公司", "address": "西陵区某路 10 号",
+           "phone": "13907175678"}
+    send_and_confirm(phones["w3"], phones["sup"], item("old-org", org, record_type="organization"))
+    release = analyst.post("/releases", json={"note": "before the change"}).json()
+    db = store.connect(city[1])  # (the API does not tell where the file is)
+    file = store.get_release(db, release["id"])["file"]
+    db.close()
+    with sqlite3.connect(file) as old:  # as releases were written before issue 17
+        old.execute("UPDATE _columns SET sensitivity = 'internal' WHERE column = 'phone'")
+    old.close()
+    text = analyst.get(f"/releases/{release['id']}/tables/organization.csv").content.decode()
+    assert "13907175678" not in text and "139****5678" in text
+    dictionary = analyst.get(f"/releases/{release['id']}/dictionary").json()
+    [phone] = [c for c in dictionary["tables"]["organization"] if c["column"] == "phone"]
+    assert phone["sensitivity"] == "personal"
+
+
+@pytest.mark.parametrize("days", ["0", "36501", "999999999"])
+def test_the_collect_window_is_bounded(days):
+    import subprocess
+    import sys
+    from live import ROOT
+    result = subprocess.run([sys.executable, "server.py", "--collect-window", days,
+                             "--db", "/nonexistent/never.db"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "--collect-window must be 1 to 36500" in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +258,8 @@ def weakling(phones):
 
 @pytest.mark.parametrize("password, problem", [
     (" " * 8, "not spaces"), ("  ab cd  ef  ", "not spaces"), ("12121212", "different"),
-    ("password", "common"), ("PassWord", "common"), ("{user}", "username")])
+    ("password", "common"), ("PassWord", "common"), ("qq123456", "common"),
+    ("１２３４５６７８", "common"), ("{user}", "username"), ("{user}2026", "username")])
 def test_a_password_must_be_a_real_one(phones, weakling, password, problem):
     admin = phones["admin"]
     response = admin.post("/users", json={"username": "newcomer", "role": "worker",

@@ -156,6 +156,25 @@ def test_a_field_that_may_hold_a_mobile_number_is_personal(standards_folder, sen
         Standards(standards_folder)
 
 
+@pytest.mark.parametrize("rules", [
+    "{type: list, schema: {type: string, coerce: phone, check_with: mobile}}",
+    "{type: dict, schema: {office: {type: string, check_with: phone}}}"])
+def test_a_nested_mobile_number_is_personal_too(standards_folder, rules):
+    write_overlay(standards_folder, "420503", "organization",
+                  "version: 1\nfields:\n  contacts:\n    label: {zh: 联系人, en: Contacts}\n"
+                  f"    sensitivity: internal\n    rules: {rules}\n")
+    with pytest.raises(StandardError, match="mobile number is personal"):
+        Standards(standards_folder)
+
+
+def test_a_nested_timestamp_is_coerced_too(standards_folder):
+    write_overlay(standards_folder, "420503", "event",
+                  "version: 1\nfields:\n  visits:\n    label: {zh: 走访时间, en: Visits}\n"
+                  "    rules: {type: list, schema: {type: string, check_with: timestamp}}\n")
+    with pytest.raises(StandardError, match="coerce: timestamp"):
+        Standards(standards_folder)
+
+
 def test_a_timestamp_field_is_coerced_to_the_one_form(standards_folder):
     write_overlay(standards_folder, "420503", "event",
                   "version: 1\nfields:\n  reported_at:\n    label: {zh: 上报时间, en: Reported}\n"
