@@ -64,7 +64,7 @@ import uuid
 import shapely
 from stdnum.iso7064 import mod_11_2
 
-from gridcollect import accounts, ids, merge, store, workflow
+from gridcollect import accounts, clock, ids, merge, store, workflow
 from gridcollect.checks import CHINA
 from gridcollect.grids import Grid
 from gridcollect.standards import load_standards
@@ -329,7 +329,7 @@ class Records:
         kind = r.choice(EVENT_TYPE)
         occurred = START + datetime.timedelta(seconds=int(collected - r.uniform(600, 3 * 86400)))
         record = {"event_type": kind, "description": r.choice(EVENTS[kind]),
-                  "occurred_at": occurred.isoformat()}
+                  "occurred_at": clock.iso(occurred)}  # the stored form
         if r.random() < 0.8:
             record["urgency"] = r.choice(URGENCY)
         record["location"] = self.point(grid)
