@@ -166,6 +166,8 @@ def make_grids(rng: random.Random, count: int) -> list:
                     grids.append({"code": f"{district}{s:03d}{c:03d}{g:03d}",
                                   "name": f"{street}{community}第{g}网格",
                                   "address": f"宜昌市{dname}{street}{community}",
+                                  "areas": {district: dname, f"{district}{s:03d}": street,
+                                            f"{district}{s:03d}{c:03d}": community},
                                   "box": (round(x, 6), round(y, 6), round(x + size, 6),
                                           round(y + size, 6)),
                                   "urban": street.endswith("街道"),
@@ -183,6 +185,8 @@ def write_grids(db, grids: list):
     with store.write(db):
         store.upsert_grids(db, [(g["code"], g["name"], geometry(g)) for g in grids],
                            at(-30 * 86400))
+        store.upsert_area_names(db, {code: name for g in grids
+                                     for code, name in g["areas"].items()}, at(-30 * 86400))
 
 
 def add_users(db, rng: random.Random, grids: list) -> int:

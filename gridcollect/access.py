@@ -118,7 +118,8 @@ def mask_kind(spec) -> str:
 
 
 def mask(kind: str, value):
-    """``420502********1234``, ``138****5678``, ``张*``; None stays None."""
+    """``420502********1234``, ``138****5678``, ``张*`` (whatever the name's length),
+    anything else ``***`` (its length is not shown either); None stays None."""
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
@@ -127,8 +128,8 @@ def mask(kind: str, value):
     if kind == "phone" and len(text) > 7:
         return text[:3] + "*" * (len(text) - 7) + text[-4:]
     if kind == "name" and text:
-        return text[0] + "*" * max(len(text) - 1, 1)
-    return "*" * max(len(text), 1)
+        return text[0] + "*"
+    return "***"
 
 
 @dataclass(frozen=True)

@@ -256,12 +256,27 @@ def change_user(db, actor: str, username: str, *, role=None, scope=None, passwor
             revoked = store.revoke_tokens(db, username, at)
         detail = {k: (list(v) if k == "scope" else v) for k, v in changes.items()
                   if k != "password_hash"}
+        if password is not None or disabled is False:  # a new start: no lock-out left
+            detail["failures_cleared"] = store.clear_login_failures(db, f"user:{username}")
         if password is not None:
             detail["password"] = "changed"
         store.audit(db, [(at, actor, "user_change", "user", username,
                           {**detail, "tokens_revoked": revoked})])
         row = store.get_user(db, username)
     return User.from_row(row)
+
+
+def unlock(db, actor: str, username: str) -> int:
+    """Forget the user's failed logins, so the right password works again at once
+    (the failures counted for an address stay). The number forgotten."""
+    at = clock.iso(clock.now())
+    with store.write(db):
+        if store.get_user(db, username) is None:
+            raise LookupError(username)
+        cleared = store.clear_login_failures(db, f"user:{username}")
+        store.audit(db, [(at, actor, "user_unlock", "user", username,
+                          {"failures_cleared": cleared})])
+    return cleared
 
 
 def revoke_tokens(db, actor: str, username: str) -> int:

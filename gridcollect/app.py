@@ -14,9 +14,10 @@ import flask
 import flask_smorest
 import swagger_ui_bundle
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import accounts, clock, errors, releases, store, workflow
+from . import accounts, clock, compression, errors, releases, store, workflow
 from .api import ApiError, blueprints
 from .api.refusals import RefusalsPlugin
 from .api.schemas import Error, Timestamp, TooManyItems
@@ -39,6 +40,9 @@ DEFAULTS = {
     "LOGIN_FAILURE_WINDOW_MINUTES": 15,
     # an entry collected longer ago than this before it reaches the server is refused
     "COLLECTED_AT_WINDOW_DAYS": 365,  # 1 to MAX_COLLECT_WINDOW
+    # reverse proxies in front of the server whose X-Forwarded-For and -Proto are
+    # believed (the client's address is what login throttling counts): 0, none
+    "TRUSTED_PROXIES": 0,  # 0 to MAX_TRUSTED_PROXIES
     # flask-smorest: the OpenAPI document and a browsable page served from this
     # server (swagger-ui-bundle), so it works on a closed government network
     "API_TITLE": "gridcollect",
@@ -59,6 +63,11 @@ DEFAULTS = {
 
 
 MAX_COLLECT_WINDOW = 36_500  # days: a century, and well inside what a datetime holds
+MAX_TRUSTED_PROXIES = 5
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer",
+                    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
 
 
 class Runtime:
@@ -125,9 +134,18 @@ def create_app(config=None) -> flask.Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
     app.add_url_rule("/", "home", lambda: flask.redirect("/api/v1/docs"))
+    # the browsable API with a trailing slash, as people type it
+    app.add_url_rule("/api/v1/docs/", "docs_slash", lambda: flask.redirect("/api/v1/docs"))
+
+    proxies = app.config["TRUSTED_PROXIES"]
+    if not 0 <= proxies <= MAX_TRUSTED_PROXIES:
+        raise ValueError(f"TRUSTED_PROXIES must be 0 to {MAX_TRUSTED_PROXIES}")
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     app.before_request(_limit_body)
     app.after_request(_security_headers)
+    app.after_request(compression.compress_response)  # runs first: Vary before no-store
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(TooManyItems, lambda exc: _api_error(
@@ -161,10 +179,15 @@ def _limit_body():
         return
     if not raw and request.mimetype != "application/json":
         raise ApiError("unsupported_media_type", expected="application/json")
-    if request.content_length is None:
-        _read_unsized_body(request.environ, limit)
-    elif request.content_length > limit:
+    if request.content_length is not None and request.content_length > limit:
         raise ApiError("too_large", limit=limit)
+    if request.headers.get("Content-Encoding"):  # a phone's gzip: limits hold after it
+        try:
+            compression.decompress_body(request.environ, limit)
+        except compression.BodyError as exc:
+            raise ApiError(exc.problem, **exc.values) from None
+    elif request.content_length is None:
+        _read_unsized_body(request.environ, limit)
 
 
 def _read_unsized_body(environ, limit):
@@ -188,9 +211,8 @@ def _read_unsized_body(environ, limit):
 
 def _security_headers(response):
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    for key in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"):
+        headers.setdefault(key, SECURITY_HEADERS[key])
     if flask.request.path.startswith("/api/v1/docs"):
         # the page's inline start-up script; every asset comes from this server
         headers.setdefault("Content-Security-Policy",
@@ -198,8 +220,7 @@ def _security_headers(response):
                            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                            "frame-ancestors 'none'")
     else:
-        headers.setdefault("Content-Security-Policy", "default-src 'none'; "
-                                                      "frame-ancestors 'none'")
+        headers.setdefault("Content-Security-Policy", SECURITY_HEADERS["Content-Security-Policy"])
         headers.setdefault("Cache-Control", "no-store")
     return response
 

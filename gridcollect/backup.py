@@ -68,8 +68,12 @@ def backup(db, db_path, target, actor: str) -> dict:
     if target.exists():
         raise BackupError(f"{target} exists: a backup goes into a new folder and never "
                           f"overwrites anything")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # backups/2026-12-03: made
+    except OSError as exc:
+        raise BackupError(f"{target.parent}: {exc.strerror}") from None
     if not target.parent.is_dir():
-        raise BackupError(f"{target.parent}: no such folder")
+        raise BackupError(f"{target.parent}: not a folder")
     _remove_dead_stagings(target)
     name = pathlib.Path(db_path).name
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")

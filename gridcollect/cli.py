@@ -10,10 +10,10 @@ import click
 
 from .checks import Context
 from .filecheck import check_files
-from .grids import Grid, GridFileError, is_grid_code, is_prefix, load_geojson
+from .grids import Grid, GridFileError, is_grid_code, is_prefix, load_geojson, read_geojson
 from .logs import printable
 from .standards import RECORD_TYPES, StandardError, load_standards
-from .tabular import FileError, file_format
+from .tabular import SPREADSHEETS, FileError, file_format
 
 USAGE_ERROR = 2
 
@@ -45,6 +45,21 @@ def _message(exc) -> str:
     return exc.message if isinstance(exc, click.UsageError) else str(exc)
 
 
+def rows_option(command):
+    return click.option(
+        "--rows", "rows", type=click.Choice(["sheet", "data"]), default="sheet",
+        show_default=True,
+        help="How rows of CSV and XLSX files are numbered in reports: as a spreadsheet "
+             "shows them (sheet: the header is row 1, the first record row 2), or "
+             "counting records only (data: the first record is row 1). JSON: the "
+             "record's place in the array; JSON Lines: its line.")(command)
+
+
+def _row(path, row: int, rows: str) -> int:
+    """A row number (as read: the spreadsheet's) in the report's convention."""
+    return row - 1 if rows == "data" and file_format(path) in SPREADSHEETS else row
+
+
 @click.group()
 @click.version_option(package_name="gridcollect")
 def main():
@@ -65,9 +80,12 @@ def main():
               show_default=True, help="Report format on stdout.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Worker processes for big files (default: one per core).")
-def validate(files, record_type, grid_code, grids_file, standards_dir, output, jobs):
+@rows_option
+def validate(files, record_type, grid_code, grids_file, standards_dir, output, jobs, rows):
     """Validate CSV, XLSX, JSON or JSON Lines FILES against the field standards.
 
+    A release export can be validated as it is: the columns it adds (key,
+    grid_code, version, created_at, updated_at, code meanings) are not checked.
     Exit status: 0 every row valid, 1 some rows invalid, 2 usage or file error.
     """
     out = click.get_text_stream("stdout", errors="backslashreplace")  # lone surrogates too
@@ -102,12 +120,13 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
         for result in check_files(files, standard, Context(grid), jobs, progress):
             counts["total"] += 1
             counts["valid" if result.valid else "invalid"] += 1
+            row = _row(result.file, result.row, rows)
             if output == "json":
                 out.write(("" if counts["total"] == 1 else ",\n")
-                          + json.dumps(result.as_dict(), ensure_ascii=False))
+                          + json.dumps({**result.as_dict(), "row": row}, ensure_ascii=False))
             else:
                 for error in result.errors:
-                    out.write(printable(f"{result.file}:{result.row}: {error.field or '-'} "
+                    out.write(printable(f"{result.file}:{row}: {error.field or '-'} "
                                          f"[{error.code}] {error.message}") + "\n")
     except BrokenPipeError:  # e.g. | head: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -130,6 +149,50 @@ def validate(files, record_type, grid_code, grids_file, standards_dir, output, j
     sys.exit(1 if counts["invalid"] else 0)
 
 
+# --- the server ---------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--db", "db_path", envvar="GRIDCOLLECT_DB", default="gridcollect.db",
+              show_default=True, type=click.Path(dir_okay=False),
+              help="SQLite database file (or GRIDCOLLECT_DB); created if missing.")
+@click.option("--standards", "standards_dir", envvar="GRIDCOLLECT_STANDARDS",
+              type=click.Path(file_okay=False),
+              help="The city's field_standards folder (or GRIDCOLLECT_STANDARDS; "
+                   "default: the bundled national standards).")
+@click.option("--demo", is_flag=True,
+              help="Fill an empty database with demo grids, users and records.")
+@click.option("--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 2,
+              show_default="one per core", help="Worker processes.")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Threads per worker, for slow phone connections.")
+@click.option("--collect-window", type=int, metavar="DAYS",
+              envvar="GRIDCOLLECT_COLLECT_WINDOW_DAYS", default=365, show_default=True,
+              help="Refuse entries collected more than DAYS before they arrive (or "
+                   "GRIDCOLLECT_COLLECT_WINDOW_DAYS).")
+@click.option("--trusted-proxies", type=int, metavar="N", envvar="GRIDCOLLECT_TRUSTED_PROXIES",
+              default=0, show_default=True,
+              help="Reverse proxies in front of the server whose X-Forwarded-For and "
+                   "X-Forwarded-Proto are believed (or GRIDCOLLECT_TRUSTED_PROXIES). "
+                   "0: none; set it only when every request comes through them.")
+def serve(db_path, host, port, standards_dir, demo, workers, threads, collect_window,
+          trusted_proxies):
+    """Serve the API on gunicorn until stopped (Ctrl-C or SIGTERM).
+
+    The database is created or migrated before the workers start; several workers
+    (processes) share the one SQLite file.
+    """
+    from . import serve as server
+    try:
+        server.serve(db_path=db_path, host=host, port=port, workers=workers,
+                     threads=threads, demo=demo, standards_dir=standards_dir,
+                     collect_window=collect_window, trusted_proxies=trusted_proxies)
+    except (server.ServeError, StandardError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 # --- the database: init-db, grids, users ----------------------------------------------
 
 def db_option(command):
@@ -149,11 +212,18 @@ def _actor() -> str:
 def _open(db_path, create=False):
     """The database, migrated; refuses to create one unless asked."""
     from . import clock, store, workflow
+    import sqlite3
     if not create and not os.path.exists(db_path):
         raise click.UsageError(f"{db_path}: no such database; create it with "
                                f"`gridcollect init-db --db {db_path}`")
-    db = store.connect(db_path)
-    workflow.migrate(db, clock.iso(clock.now()))
+    folder = os.path.dirname(os.path.abspath(db_path))
+    if not os.path.isdir(folder):
+        raise click.UsageError(f"{db_path}: the folder {folder} does not exist")
+    try:
+        db = store.connect(db_path)
+        workflow.migrate(db, clock.iso(clock.now()))
+    except sqlite3.DatabaseError as exc:  # not a database, read-only, newer schema
+        raise click.UsageError(f"{db_path}: {exc}") from None
     return db
 
 
@@ -180,27 +250,36 @@ def grids_import(geojson, db_path):
     """Import or update grid cells from a GeoJSON FeatureCollection.
 
     Each Feature needs properties `code` (15 digits) and `name`, and a valid
-    Polygon or MultiPolygon in WGS 84 lon/lat. The file is checked whole
-    before anything is written.
+    Polygon or MultiPolygon in WGS 84 lon/lat; optional properties `district`,
+    `street` and `community` name the areas above the grid (the monitor shows
+    them). The file is checked whole before anything is written, and every bad
+    feature is reported.
     """
     import shapely
 
     from . import clock, store
     try:
-        cells = load_geojson(geojson)
+        cells, area_names = read_geojson(geojson)
     except GridFileError as exc:
-        raise click.UsageError(str(exc)) from None
+        problems = str(exc).splitlines()
+        for line in problems[:-1]:
+            click.echo(line, err=True)
+        raise click.UsageError(problems[-1] + (f" ({len(problems)} problems listed above "
+                                               f"and here; nothing was imported)"
+                                               if len(problems) > 1 else "")) from None
     db = _open(db_path)
     at = clock.iso(clock.now())
     with store.write(db):
         added, changed = store.upsert_grids(
             db, [(code, grid.name, shapely.to_geojson(grid.geometry))
                  for code, grid in sorted(cells.items())], at)
+        renamed = store.upsert_area_names(db, area_names, at)
         store.audit(db, [(at, _actor(), "grids_import", "grids", None,
                           {"file": os.path.basename(geojson), "grids": len(cells),
-                           "added": added, "changed": changed})])
+                           "added": added, "changed": changed, "area_names": renamed})])
     click.echo(f"{len(cells)} grids in {geojson}: {added} added, {changed} changed, "
-               f"{len(cells) - added - changed} unchanged")
+               f"{len(cells) - added - changed} unchanged"
+               + (f"; {renamed} district, street or community names set" if renamed else ""))
 
 
 @grids.command("list")
@@ -224,7 +303,7 @@ def grids_list(under, db_path):
 
 @main.group()
 def users():
-    """Users: add, list, change role or scope, reset passwords, revoke tokens."""
+    """Users: add, list, change role or scope, reset passwords, unlock, revoke tokens."""
 
 
 def _scopes(values) -> list:
@@ -283,10 +362,13 @@ def users_list(output, db_path):
                                                   "disabled")} for r in rows],
                               ensure_ascii=False))
         return
+    click.echo("username\trole\tscope\tstatus")
     for r in rows:
-        flags = " ".join(f for f, on in (("unmasked", r["unmasked"]),
-                                         ("disabled", r["disabled"])) if on)
-        click.echo(f"{r['username']}\t{r['role']}\t{','.join(r['scope']) or '-'}\t{flags}")
+        status = ["disabled" if r["disabled"] else "active"]
+        if r["unmasked"]:
+            status.append("unmasked")
+        click.echo(f"{r['username']}\t{r['role']}\t{','.join(r['scope']) or '(all)'}\t"
+                   f"{','.join(status)}")
 
 
 @users.command("set")
@@ -318,6 +400,16 @@ def users_passwd(username, password_stdin, db_path):
     password = _read_password(password_stdin)
     _account_call(accounts.change_user, db, _actor(), username, password=password)
     click.echo(f"{username}: password changed, tokens revoked")
+
+
+@users.command("unlock")
+@click.argument("username")
+@db_option
+def users_unlock(username, db_path):
+    """Forget a user's failed logins: the right password works again at once."""
+    from . import accounts
+    cleared = _account_call(accounts.unlock, _open(db_path), _actor(), username)
+    click.echo(f"{username}: unlocked ({cleared} failed logins forgotten)")
 
 
 @users.command("revoke")
@@ -373,13 +465,15 @@ def _user(db, username, roles, what, grid_code):
               help="A supervisor or admin who confirms (and merges) the rows at once.")
 @click.option("--standards", "standards_dir", type=click.Path(file_okay=False),
               help="A field_standards folder (default: the bundled standards).")
+@rows_option
 @db_option
-def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_path):
+def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, rows, db_path):
     """Import a legacy CSV, XLSX, JSON or JSON Lines FILE as submissions.
 
     Every row is validated as if a phone had sent it; importing the same file
-    again stores nothing twice. Exit 0 when every row was stored, 1 when some
-    were invalid, 2 on a usage or file error.
+    again stores nothing twice. Invalid rows are listed in the file's order. The
+    columns a release export adds are ignored: the rows' grid is --grid. Exit 0
+    when every row was stored, 1 when some were invalid, 2 on a usage or file error.
     """
     from . import legacy
     from .workflow import GridCache
@@ -398,8 +492,9 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
         raise click.UsageError(str(exc)) from None
     for row, row_errors in summary.errors:
         for error in row_errors:
-            click.echo(printable(f"{file}:{row}: {error['field'] or '-'} [{error['code']}] "
-                                  f"{error['message']}"))
+            click.echo(printable(f"{file}:{_row(file, row, rows)}: {error['field'] or '-'} "
+                                 f"[{error['code']}] "
+                                 f"{error['message']}"))
     click.echo(f"{summary.rows} rows: {summary.accepted} accepted, {summary.duplicate} "
                f"already imported, {summary.invalid} invalid, {summary.forbidden} forbidden"
                + (f"; {summary.confirmed} confirmed, {summary.conflict} in conflict"
@@ -413,8 +508,9 @@ def import_(file, record_type, grid_code, worker, confirm_by, standards_dir, db_
 @db_option
 def backup_(target, db_path):
     """Copy the database, its photos and its releases into the new FOLDER, consistently,
-    while the server goes on writing. To restore, serve the copy
-    (`server.py --db FOLDER/<database name>`)."""
+    while the server goes on writing. FOLDER must not exist; missing folders above it
+    are created. To restore, serve the copy (`gridcollect serve --db FOLDER/<database
+    name>`)."""
     from . import backup
     db = _open(db_path)
     started = time.monotonic()
@@ -454,6 +550,33 @@ def release(note, standards_dir, release_dir, db_path):
     click.echo(str(releases.file_path(made)))
 
 
+@main.command("releases")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@db_option
+def releases_(output, db_path):
+    """List the releases, newest first: id, when, by whom, rows per table, note."""
+    from . import store
+    db = _open(db_path)
+    rows, before = [], None
+    while batch := store.list_releases(db, before, 500):
+        rows += batch
+        before = batch[-1]["id"]
+    if output == "json":
+        click.echo(json.dumps([{k: r[k] for k in ("id", "created_at", "created_by", "note",
+                                                  "counts")} for r in rows],
+                              ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no release yet: make one with `gridcollect release --note ...`")
+        return
+    click.echo("id\tcreated_at\tcreated_by\trows\tnote")
+    for r in rows:
+        counts = " ".join(f"{t}={n:,}" for t, n in (r["counts"] or {}).items())
+        click.echo(f"{r['id']}\t{r['created_at']}\t{printable(r['created_by'])}\t{counts}\t"
+                   f"{printable(r['note'])}")
+
+
 @main.command()
 @click.argument("release_id", metavar="RELEASE")
 @click.argument("record_type", type=click.Choice(RECORD_TYPES))
@@ -462,10 +585,13 @@ def release(note, standards_dir, release_dir, db_path):
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-",
               help="File to write (default: stdout).")
 @click.option("--labels", is_flag=True, help="Add the meaning of each code column.")
+@click.option("--headers", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Column headers: the column names (en), or the data dictionary's "
+                   "Chinese labels (zh). Both are read back by validate and import.")
 @click.option("--masked", is_flag=True,
               help="Mask personal fields and leave out secret ones, as for an analyst.")
 @db_option
-def export(release_id, record_type, fmt, output, labels, masked, db_path):
+def export(release_id, record_type, fmt, output, labels, headers, masked, db_path):
     """Export one table of a release (RELEASE: its id, or `latest`)."""
     from . import access, releases, store
     db = _open(db_path)
@@ -486,7 +612,10 @@ def export(release_id, record_type, fmt, output, labels, masked, db_path):
     path = releases.file_path(made)
     if not path.is_file():
         raise click.UsageError(f"release {made['id']}: its file {path} is missing")
-    chunks = releases.export(db, made, record_type, fmt, user, labels)
+    if fmt == "xlsx" and output == "-" and sys.stdout.isatty():
+        raise click.UsageError("an XLSX file is binary: write it to a file with -o FILE.xlsx "
+                               "(or redirect stdout)")
+    chunks = releases.export(db, made, record_type, fmt, user, labels, headers)
     stream = click.open_file(output, "wb")
     with stream:
         for chunk in chunks:

@@ -15,6 +15,8 @@ GRIDS = [  # (code, name, lon, lat of the south-west corner): 0.02° squares in 
     ("420502001002003", "演示街道第二社区第3网格", 111.28, 30.69),
     ("420502001002004", "演示街道第二社区第4网格", 111.28, 30.67),
 ]
+AREA_NAMES = {"420502": "西陵区", STREET: "演示街道", "420502001001": "演示街道第一社区",
+              "420502001002": "演示街道第二社区"}
 USERS = [  # (username, role, scope)
     ("admin", "admin", []),
     ("supervisor", "supervisor", [STREET]),
@@ -45,6 +47,7 @@ def fill(db, standards, scrypt_n=accounts.Settings.scrypt_n) -> list:
     with store.write(db):
         store.upsert_grids(db, [(code, name, _square(lon, lat))
                                 for code, name, lon, lat in GRIDS], at)
+        store.upsert_area_names(db, AREA_NAMES, at)
         store.audit(db, [(at, "demo", "grids_import", "grids", None, {"grids": len(GRIDS)})])
     created = []
     for username, role, scope in USERS:

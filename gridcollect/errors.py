@@ -7,6 +7,7 @@ conversion) is a ``FieldError(field, code, message)`` whose code is a key of
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cerberus import errors as cerberus_errors
@@ -89,6 +90,9 @@ PROBLEMS = {
     "bad_json": (400, "请求体不是有效的 JSON", "the body is not valid JSON: {detail}"),
     "bad_body": (400, "请求体不完整或已损坏，请重新发送", "the body was cut off or malformed in"
                  " transit; send it again"),
+    "bad_request": (400, "请求格式错误（请求行、方法、请求头或分块编码）",
+                    "the request is malformed (its request line, method, headers or "
+                    "chunked encoding); nothing was done"),
     "bad_query": (400, "查询参数错误", "bad query parameter: {detail}"),
     "unknown_filter": (400, "未知的查询字段", "{field} is not a field of {record_type}"),
     "bad_filter_value": (400, "查询值与字段类型或长度不符", "{field}: the value does not fit"
@@ -115,16 +119,24 @@ PROBLEMS = {
                      "photos can be added only to your own pending submissions"),
     "user_exists": (409, "用户已存在", "user {username} already exists"),
     "too_large": (413, "请求体过大", "the body is larger than {limit} bytes"),
+    "uri_too_long": (414, "请求地址过长", "the URL is too long (at most 4,094 bytes); "
+                     "ask for fewer values at a time"),
     "too_many_items": (413, "一批最多提交 500 条", "{count} items; at most 500 per batch"),
     "unsupported_media_type": (415, "不支持的内容类型", "Content-Type must be {expected}"),
+    "unsupported_encoding": (415, "不支持的内容编码", "Content-Encoding {encoding} is not"
+                             " supported: send gzip, or no encoding"),
     "invalid_request": (422, "请求内容不符合接口要求", "the request does not match the API;"
                         " see errors"),
     "note_required": (422, "退回、驳回或拒绝必须填写说明", "a note is required to {action}"),
+    "empty_photo": (422, "照片为空：请求体没有内容", "the photo is empty: the body has no"
+                    " bytes; send the image itself as the body"),
     "bad_photo": (422, "照片必须是完整的 JPEG 或 PNG 图片",
                   "a photo must be a complete JPEG or PNG image"),
     "bad_account": (422, "用户信息不符合要求", "{detail}"),
     "throttled": (429, "登录失败次数过多，请稍后再试",
                   "too many failed logins; retry after {retry_after} s"),
+    "headers_too_large": (431, "请求头过大或过多", "the request's headers are too large or "
+                          "too many"),
     "internal": (500, "服务器内部错误", "internal error; it has been logged"),
     "busy": (503, "数据库繁忙，请稍后重试", "the database is busy; retry shortly"),
 }
@@ -165,7 +177,13 @@ class FieldError:
 
 def message(code: str, label_zh: str, label_en: str) -> str:
     zh, en = CATALOGUE.get(code, CATALOGUE["invalid"])
+    if _LATIN_END.search(label_zh) and _CJK_START.match(zh.partition("{zh}")[2]):
+        label_zh += " "  # a name that is not a label (an unknown field): "version 不是…"
     return zh.format(zh=label_zh, en=label_en) + " / " + en.format(zh=label_zh, en=label_en)
+
+
+_LATIN_END = re.compile(r"[0-9A-Za-z_]$")
+_CJK_START = re.compile(r"[\u3400-\u9fff]")
 
 
 def from_cerberus(error_list) -> list:

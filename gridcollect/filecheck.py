@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 
 from .checks import Context
-from .tabular import Converter, FileError, Header, RowError, file_format, read_rows
+from .tabular import (SPREADSHEETS, Converter, FileError, Header, RowError, file_format,
+                      read_rows, without_export_columns)
 
 CHUNK = 2000
 PARALLEL_ABOVE_BYTES = 2 * 1024 * 1024
@@ -46,8 +47,10 @@ class RowChecker:
         if isinstance(raw, RowError):
             return (self.standard.error("", raw.code),)
         problems = []
-        if kind in ("csv", "xlsx"):
+        if kind in SPREADSHEETS:
             raw, problems = self.converter.convert(raw, source)
+        else:
+            raw = without_export_columns(raw, self.converter.columns)
         _, pairs = self.standard.check(raw, self.context)
         if problems:  # a cell that could not be converted explains its field
             failed = {field for field, _ in problems}

@@ -51,15 +51,27 @@ class Grid:
         return bool(shapely.intersects_xy(self.geometry, lon, lat))
 
 
+AREA_PROPERTIES = (("district", 6), ("street", 9), ("community", 12))  # optional names
+MAX_REPORTED = 100  # problems listed from one file
+
+
 class GridFileError(ValueError):
     """A GeoJSON grid file that cannot be used; the message names the feature."""
 
 
 def load_geojson(path) -> dict:
-    """The grid cells of a GeoJSON FeatureCollection, by code.
+    """The grid cells of a GeoJSON FeatureCollection, by code (see read_geojson)."""
+    return read_geojson(path)[0]
+
+
+def read_geojson(path) -> tuple:
+    """``(grids by code, area names by code)`` of a GeoJSON FeatureCollection.
 
     Each Feature needs ``properties.code`` (15 digits), ``properties.name`` and
-    a valid Polygon or MultiPolygon in WGS 84 lon/lat.
+    a valid Polygon or MultiPolygon in WGS 84 lon/lat; optional ``district``,
+    ``street`` and ``community`` name the areas the grid lies in (the same name
+    wherever an area appears). Every bad feature is reported (up to MAX_REPORTED),
+    one per line of the GridFileError.
     """
     import json
 
@@ -70,36 +82,65 @@ def load_geojson(path) -> dict:
         raise GridFileError(f"{path}: cannot be read as GeoJSON: {exc}") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise GridFileError(f"{path}: must be a GeoJSON FeatureCollection")
-    grids = {}
     features = data.get("features")
     if not isinstance(features, list):
         raise GridFileError(f"{path}: features must be a list")
+    grids, names, named_in, problems = {}, {}, {}, []
     for index, feature in enumerate(features, start=1):
-        where = f"{path}: feature {index}"
-        if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
-            raise GridFileError(f"{where}: must be a Feature with properties")
-        code = feature["properties"].get("code")
-        if not is_grid_code(code):
-            raise GridFileError(f"{where}: properties.code must be a 15-digit grid code, "
-                                f"not {code!r}")
-        name = feature["properties"].get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise GridFileError(f"{where} ({code}): properties.name must be the grid's name")
-        geometry = feature.get("geometry")
-        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon",
-                                                                            "MultiPolygon"):
-            raise GridFileError(f"{where} ({code}): geometry must be a Polygon or MultiPolygon")
         try:
-            grid = Grid.from_feature(feature)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            raise GridFileError(f"{where} ({code}): unreadable geometry: {exc}") from None
-        if not grid.geometry.is_valid:
-            raise GridFileError(f"{where} ({code}): invalid geometry: "
-                                f"{shapely.is_valid_reason(grid.geometry)}")
-        minx, miny, maxx, maxy = grid.geometry.bounds
-        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise GridFileError(f"{where} ({code}): coordinates are not WGS 84 lon/lat")
-        if code in grids:
-            raise GridFileError(f"{where}: grid {code} appears twice")
-        grids[code] = grid
-    return grids
+            grid, areas = _feature(feature)
+        except GridFileError as exc:
+            problems.append(f"{path}: feature {index}{exc}")
+            continue
+        if grid.code in grids:
+            problems.append(f"{path}: feature {index}: grid {grid.code} appears twice "
+                            f"(first in feature {named_in[grid.code]})")
+            continue
+        grids[grid.code], named_in[grid.code] = grid, index
+        for code, name in areas.items():
+            if names.setdefault(code, (name, index))[0] != name:
+                problems.append(f"{path}: feature {index} ({grid.code}): area {code} is "
+                                f"named {name!r}, but {names[code][0]!r} in feature "
+                                f"{names[code][1]}")
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        raise GridFileError("\n".join(problems[:MAX_REPORTED]
+                                      + ([f"... and {more} more"] if more > 0 else [])))
+    return grids, {code: name for code, (name, _) in names.items()}
+
+
+def _feature(feature) -> tuple:
+    """``(Grid, {area code: name})`` of one Feature; GridFileError(": what is wrong")."""
+    if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
+        raise GridFileError(": must be a Feature with properties")
+    properties = feature["properties"]
+    code = properties.get("code")
+    if not is_grid_code(code):
+        raise GridFileError(f": properties.code must be a 15-digit grid code, not {code!r}")
+    name = properties.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise GridFileError(f" ({code}): properties.name must be the grid's name")
+    areas = {}
+    for key, length in AREA_PROPERTIES:
+        value = properties.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise GridFileError(f" ({code}): properties.{key}, if given, must be the name "
+                                f"of {key} {code[:length]}")
+        areas[code[:length]] = value.strip()
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon",
+                                                                        "MultiPolygon"):
+        raise GridFileError(f" ({code}): geometry must be a Polygon or MultiPolygon")
+    try:
+        grid = Grid.from_feature(feature)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise GridFileError(f" ({code}): unreadable geometry: {exc}") from None
+    if not grid.geometry.is_valid:
+        raise GridFileError(f" ({code}): invalid geometry: "
+                            f"{shapely.is_valid_reason(grid.geometry)}")
+    minx, miny, maxx, maxy = grid.geometry.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise GridFileError(f" ({code}): coordinates are not WGS 84 lon/lat")
+    return grid, areas

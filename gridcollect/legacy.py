@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 
 from . import access, clock, store, workflow
-from .tabular import Converter, Header, RowError, file_format, read_rows
+from .tabular import (SPREADSHEETS, Converter, Header, RowError, file_format, read_rows,
+                      without_export_columns)
 
 BATCH = 500
 
@@ -52,7 +53,9 @@ def _items(path, standard, record_type, grid_code, collected_at, summary):
             summary.invalid += 1
             summary.errors.append((row, [standard.error("", raw.code).as_dict()]))
             continue
-        if kind in ("csv", "xlsx"):
+        if kind not in SPREADSHEETS:
+            raw = without_export_columns(raw, converter.columns)
+        else:
             raw, problems = converter.convert(raw, str(path))
             if problems:
                 summary.invalid += 1
@@ -75,6 +78,7 @@ def import_file(db, standards, grids, path, record_type: str, grid_code: str,
         items = _items(path, standard, record_type, grid_code, now, summary)
         while batch := list(itertools.islice(items, BATCH)):
             _store(db, standards, grids, worker, confirm_by, batch, summary)
+        summary.errors.sort(key=lambda error: error[0])  # in the file's order
     finally:
         at = clock.iso(clock.now())
         with store.write(db):

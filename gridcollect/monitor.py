@@ -35,9 +35,11 @@ def _roots(user: access.User, under: str | None) -> list:
                   if not any(p != q and p.startswith(q) for q in scope))
 
 
-def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=None) -> list:
+def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=None,
+          region_name=None) -> list:
     """Figures per area of ``level`` under ``under`` (or the caller's scope), in code
-    order, ``limit`` of them after the code ``after``."""
+    order, ``limit`` of them after the code ``after``. Names: the grids file's; for a
+    district it does not name, ``region_name(code)`` (GB/T 2260's) if given."""
     length = LEVELS[level]
     rows = []
     for root in _roots(user, under):
@@ -53,13 +55,15 @@ def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=N
     records = store.active_records(db, codes)
     times = store.review_times(db, codes)
     oldest = store.oldest_pending(db, first, last, length)
-    names = store.grid_names(db, first, last) if level == "grid" else {}
+    names = store.area_names(db, first, last, length) if length else {}
+    if level == "district" and region_name is not None:
+        names = {code: names.get(code) or region_name(code) for code in codes}
     workers = {}
     if level == "grid":
         for row in store.monitor_workers(db, first, last):
             workers.setdefault(row.pop("grid_code"), []).append(row)
     return [{
-        "code": row["area"], "level": level, "name": names.get(row["area"]),
+        "code": row["area"], "level": level, "name": names.get(row["area"]) or None,
         **{name: row[name] for name in COUNTS},
         "oldest_pending": oldest.get(row["area"]),
         "median_review_seconds": median(times.get(row["area"], [])),

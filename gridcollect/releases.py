@@ -22,16 +22,11 @@ import tempfile
 
 from . import access, clock, store
 from .standards import RECORD_TYPES
+from .tabular import LABEL_SUFFIX, META_COLUMNS
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-META_COLUMNS = (  # (column, type, label_zh, label_en)
-    ("key", "string", "主键", "Natural key (an event: its submission id)"),
-    ("grid_code", "string", "网格编码", "Grid code"),
-    ("version", "integer", "版本", "Version"),
-    ("created_at", "string", "首次确认时间", "First confirmed at"),
-    ("updated_at", "string", "最后更新时间", "Last updated at"),
-)
+HEADERS = ("en", "zh")  # column headers: names (en), or the dictionary's Chinese labels
 XLSX_MAX_ROWS = 1_048_576  # a sheet's limit in Excel, header included
 WINDOW_ROWS = 20_000  # rows rendered at a time (a few MB)
 
@@ -265,10 +260,11 @@ def read_dictionary(path) -> dict:
     return {"tables": tables, "code_tables": codes}
 
 
-def _plan(path, record_type, user: access.User, labels: bool) -> tuple:
-    """What each exported column is: ``(name, column, type, mask or None, code table or
-    None)``, without the columns the user may not see; and whether any is masked or
-    left out."""
+def _plan(path, record_type, user: access.User, labels: bool, headers="en") -> tuple:
+    """What each exported column is: ``(header, column, type, mask or None, code table
+    or None)``, without the columns the user may not see; and whether any is masked or
+    left out. Headers: the column names (``en``), or the dictionary's Chinese labels
+    (``zh``; a label that two columns share gets its column name after it)."""
     column_rows, _ = _columns_read_now(path, record_type)
     plan, masked = [], False
     for row in column_rows:
@@ -277,27 +273,31 @@ def _plan(path, record_type, user: access.User, labels: bool) -> tuple:
         if view == access.OMIT:
             continue
         mask = row["mask"] if view == access.MASK else None
-        plan.append((row["column"], row["column"], row["type"], mask, None))
+        header = row["column"] if headers == "en" else (row["label_zh"] or row["column"])
+        plan.append((header, row["column"], row["type"], mask, None))
         if labels and row["code_table"] and mask is None:
-            plan.append((row["column"] + ".label", row["column"], row["type"], None,
+            plan.append((header + LABEL_SUFFIX[headers], row["column"], row["type"], None,
                          row["code_table"]))
+    shared = {h for h, *_ in plan if [p[0] for p in plan].count(h) > 1}
+    plan = [(f"{h}（{c}）" if h in shared else h, c, *rest) for h, c, *rest in plan]
     return plan, masked
 
 
-def export(db, release: dict, record_type: str, fmt: str, user: access.User, labels=False):
+def export(db, release: dict, record_type: str, fmt: str, user: access.User, labels=False,
+           headers="en"):
     """The bytes of one exported table, in chunks: constant memory however large.
     The release file is read (and any problem with it raised), and the export audited
     (who, which table in which format, masked or not, how many rows), before the
     first chunk."""
     path = file_path(release)
-    plan, masked = _plan(path, record_type, user, labels)
+    plan, masked = _plan(path, record_type, user, labels, headers)
     prefixes = access.prefixes(user)
     rows = store.release_row_count(path, record_type, prefixes)
     at = clock.iso(clock.now())
     with store.write(db):
         store.audit(db, [(at, user.username, "export", "release", release["id"], {
-            "table": record_type, "format": fmt, "labels": labels, "masked": masked,
-            "rows": rows})])
+            "table": record_type, "format": fmt, "labels": labels, "headers": headers,
+            "masked": masked, "rows": rows})])
     return _export(path, record_type, fmt, plan, prefixes)
 
 

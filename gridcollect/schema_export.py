@@ -82,6 +82,11 @@ def json_schema(standard, standards) -> dict:
             "x-gridcollect-natural-key": standard.natural_key}
 
 
+# checks whose values JSON Schema names: a real date; a timestamp (sent with or
+# without its offset, which the server adds: China time; stored with it, RFC 3339)
+_FORMATS = {"date": "date", "timestamp": "date-time"}
+
+
 def _rules(rules: dict) -> dict:
     schema = {"type": _TYPES[rules["type"]]}
     if rules.get("nullable"):
@@ -111,7 +116,11 @@ def _rules(rules: dict) -> dict:
         schema.setdefault("items", {}).update(_rules(rules["schema"]))
     checks = rules.get("check_with")
     if checks:
-        schema["x-gridcollect-checks"] = [checks] if isinstance(checks, str) else list(checks)
+        checks = [checks] if isinstance(checks, str) else list(checks)
+        schema["x-gridcollect-checks"] = checks
+        for check, form in _FORMATS.items():
+            if check in checks and schema["type"] == "string":
+                schema["format"] = form  # an annotation: a validator may also assert it
     if "coerce" in rules:
         schema["x-gridcollect-coerce"] = rules["coerce"]
     return schema

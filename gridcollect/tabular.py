@@ -1,8 +1,11 @@
 """Reading legacy files: CSV, XLSX, JSON, JSON Lines -> records, cells -> field types.
 
-``read_rows(path)`` yields ``(row, raw)`` with ``row`` the 1-based data row
-(header excluded) and ``raw`` a dict of column -> cell, or a ``RowError`` for a
-row that cannot be read at all; spreadsheets first yield ``(0, Header)``.
+``read_rows(path)`` yields ``(row, raw)`` with ``row`` the row number a
+spreadsheet shows (the header is row 1, the first data row 2; for JSON the
+record's place in the array, for JSON Lines its line) and ``raw`` a dict of
+column -> cell, or a ``RowError`` for a row that cannot be read at all;
+spreadsheets first yield ``(0, Header)``. The columns a release export adds
+(``EXPORT_COLUMNS``, code labels) are not fields: ``without_export_columns``.
 ``Converter(standard).convert(raw)`` turns spreadsheet cells into the field's
 declared type, returning the document and the ``(field, code)`` errors of the
 cells it could not convert.
@@ -22,6 +25,36 @@ from .ids import id_check_character
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".json": "json",
            ".jsonl": "jsonl", ".ndjson": "jsonl"}
 csv.field_size_limit(10 * 1024 * 1024)
+
+
+# the columns of a released (exported) table that are not fields of its standard:
+# (column, type, label_zh, label_en); a code column's meaning may follow it, headed
+# "<column>.label" (or "<中文名>（含义）" with Chinese headers)
+META_COLUMNS = (
+    ("key", "string", "主键", "Natural key (an event: its submission id)"),
+    ("grid_code", "string", "网格编码", "Grid code"),
+    ("version", "integer", "版本", "Version"),
+    ("created_at", "string", "首次确认时间", "First confirmed at"),
+    ("updated_at", "string", "最后更新时间", "Last updated at"),
+)
+EXPORT_COLUMNS = {column: zh for column, _, zh, _ in META_COLUMNS}
+LABEL_SUFFIX = {"en": ".label", "zh": "（含义）"}
+SPREADSHEETS = ("csv", "xlsx")
+
+
+def export_column(column: str, fields) -> bool:
+    """Whether a column (header or JSON key) is one an export adds, not a field."""
+    column = _header_text(column)
+    if column in fields:
+        return False
+    if column in EXPORT_COLUMNS or column in EXPORT_COLUMNS.values():
+        return True
+    return any(column.endswith(suffix) and column[:-len(suffix)] for suffix in _SUFFIXES)
+
+
+def without_export_columns(raw: dict, fields) -> dict:
+    """A record read from an export, without the columns the export added."""
+    return {k: v for k, v in raw.items() if not export_column(k, fields)}
 
 
 class FileError(Exception):
@@ -97,7 +130,7 @@ def _read_csv(path):
         except csv.Error as exc:
             raise FileError(f"{path}: not a readable CSV file: {exc}") from None
         yield 0, Header(header)
-        row = 0
+        row = 1  # the header's row
         try:
             for cells in reader:
                 row += 1
@@ -105,7 +138,7 @@ def _read_csv(path):
                 if raw:
                     yield row, raw
         except csv.Error as exc:
-            raise FileError(f"{path}: CSV error after data row {row}: {exc}") from None
+            raise FileError(f"{path}: CSV error after row {row}: {exc}") from None
 
 
 def _read_xlsx(path):
@@ -127,7 +160,7 @@ def _read_xlsx(path):
         except StopIteration:
             raise FileError(f"{path}: empty worksheet, no header row") from None
         yield 0, Header(header)
-        for row, cells in enumerate(rows, start=1):
+        for row, cells in enumerate(rows, start=2):  # as Excel numbers them
             raw = _record(header, cells)
             if raw:
                 yield row, raw
@@ -217,6 +250,8 @@ class Converter:
             if plan is None:
                 plan = plans[source, column] = self._plan(column, source)
             name, sub, kind, spec = plan
+            if kind is _EXPORTED:
+                continue  # a column an export adds (key, version, a code's meaning)
             if kind == "string" and type(cell) is str and name not in self.careful:
                 value, code = cell, None  # the common case: text into a text field
             else:
@@ -232,6 +267,8 @@ class Converter:
     def _plan(self, column, source):
         """``(field, sub-field or None, type, FieldSpec)`` for a column header."""
         column = _header_text(column)
+        if export_column(column, self.columns):
+            return column, None, _EXPORTED, None
         head, dot, sub = column.partition(".")
         name = self.columns.get(head, head)
         spec = self.standard.fields.get(name)
@@ -301,6 +338,10 @@ class Converter:
         if width and text.isascii() and text.isdigit() and len(text) < width:
             return text.zfill(width), None  # Excel dropped a code's leading zeros
         return cell, None
+
+
+_EXPORTED = object()  # the plan's kind for a column an export adds
+_SUFFIXES = {unicodedata.normalize("NFKC", s) for s in LABEL_SUFFIX.values()}  # as read
 
 
 def _header_text(name) -> str:

@@ -271,6 +271,11 @@ def check_revoked(response, world, obj, caller, client):
     assert response.json["revoked"] >= 1  # the world fixture logged w3 and wfar in
 
 
+def check_unlocked(response, world, obj, caller, client):
+    assert response.json["username"] == world.users[obj]
+    assert response.json["failures_cleared"] == 0  # nobody in the world mistyped
+
+
 def check_audit(response, world, obj, caller, client):
     assert {e["action"] for e in response.json["items"]} >= {"submit", "photo_add"}
 
@@ -456,6 +461,9 @@ ROWS = [
     Row("/api/v1/users/<username>/revoke-tokens", "POST", only("200 200 404", "admin"),
         lambda world, obj: f"{API}/users/{world.users[obj]}/revoke-tokens",
         check=check_revoked),
+    Row("/api/v1/users/<username>/unlock", "POST", only("200 200 404", "admin"),
+        lambda world, obj: f"{API}/users/{world.users[obj]}/unlock",
+        check=check_unlocked),
     # --- audit (admin) ---------------------------------------------------------------
     Row("/api/v1/audit", "GET", only(200, "admin"), no_object(f"{API}/audit"),
         check=check_audit, has_object=False),

@@ -288,6 +288,8 @@ case("100,000 characters as a username to change", "PATCH", f"{API}/users/{'u' *
      "not_found", who="admin", json={"disabled": True})
 case("100,000 characters as a username to revoke", "POST",
      f"{API}/users/{'u' * L}/revoke-tokens", 404, "not_found", who="admin")
+case("100,000 characters as a username to unlock", "POST",
+     f"{API}/users/{'u' * L}/unlock", 404, "not_found", who="admin")
 case("100,000 characters as a record key", "GET", f"{API}/records/house/{'1' * L}", 404,
      "not_found", who="sup")
 case("100,000 characters as a record type", "GET", f"{API}/records/{'p' * L}", 404,
@@ -665,6 +667,7 @@ TOKEN_TARGETS = [
                               "password": "a long password"}),
     ("PATCH", f"{API}/users/w3", {"role": "admin"}),
     ("POST", f"{API}/users/w3/revoke-tokens", NO_JSON),
+    ("POST", f"{API}/users/w3/unlock", NO_JSON),
     ("POST", f"{API}/releases", {"note": "x"}),
     ("GET", f"{API}/releases/{{release}}/tables/person.csv", NO_JSON),
     ("GET", f"{API}/audit", NO_JSON),

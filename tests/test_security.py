@@ -131,6 +131,7 @@ def successes(world) -> dict:
             "json": {"unmasked": False}}),
         ("/api/v1/users/<username>/revoke-tokens", "POST"): (
             "admin", f"{API}/users/wfar/revoke-tokens", {}),
+        ("/api/v1/users/<username>/unlock", "POST"): ("admin", f"{API}/users/wfar/unlock", {}),
         ("/api/v1/audit", "GET"): ("admin", f"{API}/audit", {}),
         ("/api/v1/moves", "GET"): ("sup", f"{API}/moves", {}),
         ("/api/v1/moves/<id:submission_id>", "GET"): ("sup", f"{API}/moves/{world['move']}", {}),

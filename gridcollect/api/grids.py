@@ -79,12 +79,12 @@ class GridStandards(MethodView):
         grid_in_scope(code)
         standards = runtime().standards
         tag = schema_export.etag(standards, code, args["format"])
-        if tag in flask.request.if_none_match:
+        if flask.request.if_none_match.contains_weak(tag):
             response = no_content(304)
         else:
             document = (schema_export.native(standards, code) if args["format"] == "native"
                         else schema_export.json_schemas(standards, code))
             response = flask.jsonify(document)
-        response.set_etag(tag)
+        response.set_etag(tag, weak=True)  # the same for its gzip form and its identity
         response.headers["Cache-Control"] = "private, no-cache"  # revalidate with the ETag
         return response

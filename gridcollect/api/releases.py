@@ -88,10 +88,12 @@ class ReleaseTable(MethodView):
     def get(self, args, release_id, record_type, fmt):
         """A release table as CSV (UTF-8 with BOM; cells that a spreadsheet would run
         as formulas start with '), JSON or XLSX: streamed, masked for the caller, rows
-        in the caller's scope; ``?labels=true`` adds the meaning of each code."""
+        in the caller's scope; ``?labels=true`` adds the meaning of each code,
+        ``?headers=zh`` heads the columns with their Chinese labels."""
         release = _release(release_id)
         _path(release)
-        body = releases.export(db(), release, record_type, fmt, current_user(), args["labels"])
+        body = releases.export(db(), release, record_type, fmt, current_user(), args["labels"],
+                               args["headers"])
         response = flask.Response(flask.stream_with_context(body),
                                   mimetype=releases.FORMATS[fmt])
         response.headers["Content-Disposition"] = (

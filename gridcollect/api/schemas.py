@@ -144,6 +144,12 @@ class Revoked(Schema):
     revoked = fields.Integer(required=True)
 
 
+class Unlocked(Schema):
+    username = fields.String(required=True)
+    failures_cleared = fields.Integer(required=True, metadata={
+        "description": "failed logins forgotten"})
+
+
 # --- grids and standards ------------------------------------------------------------
 
 class Grid(Schema):
@@ -616,6 +622,9 @@ class Dictionary(Schema):
 class ExportArgs(Schema):
     labels = fields.Boolean(load_default=False, metadata={
         "description": "add a label column after each code column (e.g. sex.label)"})
+    headers = fields.String(load_default="en", validate=validate.OneOf(["en", "zh"]),
+                            metadata={"description": "column headers: the column names "
+                                      "(en), or the data dictionary's Chinese labels (zh)"})
 
 
 # --- errors -------------------------------------------------------------------------

@@ -102,12 +102,15 @@ class Photos(MethodView):
     @blp.alt_response(409, schema="Error", description="not your pending submission")
     @blp.alt_response(413, schema="Error", description="larger than the photo limit")
     @blp.alt_response(415, schema="Error", description="not image/jpeg or image/png")
-    @blp.alt_response(422, schema="Error", description="not a whole JPEG or PNG (bad_photo)")
+    @blp.alt_response(422, schema="Error", description="not a whole JPEG or PNG (bad_photo), "
+                      "or no body at all (empty_photo)")
     def post(self, submission_id):
         """Attach a JPEG or PNG (the body is the image); the same image twice is stored once."""
         if flask.request.mimetype not in PHOTO_TYPES:
             raise ApiError("unsupported_media_type", expected=" or ".join(PHOTO_TYPES))
         content = flask.request.get_data(cache=False)
+        if not content:
+            raise ApiError("empty_photo")
         kind = workflow.photo_type(content)
         if kind is None or kind != flask.request.mimetype:
             raise ApiError("bad_photo")

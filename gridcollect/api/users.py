@@ -1,11 +1,12 @@
-"""Administration of users: list, add, change role, scope or password, revoke tokens."""
+"""Administration of users: list, add, change role, scope or password, revoke tokens,
+unlock after failed logins."""
 from __future__ import annotations
 
 from flask.views import MethodView
 
 from .. import accounts, store
 from . import ApiError, Blueprint, authenticated, current_user, db, runtime
-from .schemas import NewUser, Revoked, User, UserChange, UserList
+from .schemas import NewUser, Revoked, Unlocked, User, UserChange, UserList
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users (admin)")
 
@@ -76,3 +77,17 @@ class RevokeTokens(MethodView):
             return {"revoked": accounts.revoke_tokens(db(), current_user().username, username)}
         except LookupError:
             raise ApiError("not_found") from None
+
+
+@blp.route("/users/<username>/unlock")
+class Unlock(MethodView):
+    @authenticated("manage_users")
+    @blp.response(200, Unlocked)
+    def post(self, username):
+        """Forget the user's failed logins: the right password works again at once
+        (a worker locked out after mistyping). Audited (``user_unlock``)."""
+        try:
+            cleared = accounts.unlock(db(), current_user().username, username)
+        except LookupError:
+            raise ApiError("not_found") from None
+        return {"username": username, "failures_cleared": cleared}

@@ -42,6 +42,7 @@ from .grids import (  # noqa: F401
     get_grid,
     grid_revision,
     list_grids,
+    upsert_area_names,
     upsert_grids,
 )
 from .migrations import (  # noqa: F401
@@ -62,7 +63,7 @@ from .moves import (  # noqa: F401
 from .monitor import (  # noqa: F401
     active_records,
     frequent_field_errors,
-    grid_names,
+    area_names,
     monitor_areas,
     monitor_workers,
     oldest_pending,

@@ -95,6 +95,7 @@ def throttle_audited(db, key: str, since: str) -> bool:
                       [key, since]).fetchone() is not None
 
 
-def clear_login_failures(db, key: str):
+def clear_login_failures(db, key: str) -> int:
     """Forget the finished failures of ``key`` (attempts in flight still count)."""
-    db.execute("DELETE FROM login_failures WHERE key = ? AND pending = 0", [key])
+    return db.execute("DELETE FROM login_failures WHERE key = ? AND pending = 0",
+                      [key]).rowcount

@@ -20,6 +20,18 @@ def upsert_grids(db, grids: list, now: str) -> tuple:
     return added, changed
 
 
+def upsert_area_names(db, names: dict, now: str) -> int:
+    """Name districts, streets, communities ``{code: name}``; how many names changed."""
+    changed = 0
+    for code, name in names.items():
+        changed += db.execute(
+            "INSERT INTO areas (code, name, imported_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+            " imported_at = excluded.imported_at WHERE name != excluded.name",
+            [code, name, now]).rowcount
+    return changed
+
+
 def list_grids(db, prefixes, under=None, after=None, limit=100) -> list:
     where, params = _list_where("code", prefixes, under or None, (("code > ?", after or None),))
     return list(db.query(f"SELECT code, name, geometry, revision, imported_at FROM grids"

@@ -324,6 +324,12 @@ def _m5_moves_between_grids(db):
     db.execute("DELETE FROM monitor_records WHERE active = 0")
 
 
+def _m6_area_names(db):
+    # the names of districts, streets and communities, from the grids file
+    db.execute("CREATE TABLE areas (code TEXT PRIMARY KEY, name TEXT NOT NULL,"
+               " imported_at TEXT NOT NULL) WITHOUT ROWID")
+
+
 MIGRATIONS = [
     (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
     (2, "login attempts in flight", _m2_login_attempts_in_flight),
@@ -332,6 +338,7 @@ MIGRATIONS = [
     (4, "submission figures added per batch", _m4_submission_figures_per_batch),
     (5, "moves between grids wait for the agreement of the grid a record is in",
      _m5_moves_between_grids),
+    (6, "names of districts, streets and communities", _m6_area_names),
 ]
 
 

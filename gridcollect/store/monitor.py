@@ -56,9 +56,11 @@ def monitor_workers(db, first: str, last: str) -> list:
                          " ORDER BY grid_code, last_activity DESC", [first, last]))
 
 
-def grid_names(db, first: str, last: str) -> dict:
-    return dict(db.execute("SELECT code, name FROM grids WHERE code >= ? AND code <= ?",
-                           [first, last]).fetchall())
+def area_names(db, first: str, last: str, length: int) -> dict:
+    """The names of the areas (codes of ``length``) from ``first`` to ``last``."""
+    table = "grids" if length == 15 else "areas"
+    return dict(db.execute(f"SELECT code, name FROM {table} WHERE code >= ? AND code <= ?"
+                           " AND length(code) = ?", [first, last, length]).fetchall())
 
 
 def frequent_field_errors(db, areas, record_type=None, limit=50) -> list:

@@ -1,6 +1,8 @@
 """Releases: their rows here, and the release files (written, read, exported in SQL)."""
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import pathlib
@@ -133,29 +135,30 @@ def release_dictionary(path, record_type=None) -> tuple:
 
 
 # masks as SQL expressions, the same as access.mask (a differential test holds them equal)
-_STARS = "'" + "*" * 64 + "'"
 _MASKS = {  # the common lengths first: a constant run of stars is cheaper than printf
     "id_number": "CASE WHEN length({v}) = 18 THEN substr({v}, 1, 6) || '********'"
                  " || substr({v}, -4) WHEN length({v}) > 10 THEN substr({v}, 1, 6)"
                  " || printf('%.*c', length({v}) - 10, '*') || substr({v}, -4)"
-                 " ELSE printf('%.*c', max(length({v}), 1), '*') END",
+                 " ELSE '***' END",
     "phone": "CASE WHEN length({v}) = 11 THEN substr({v}, 1, 3) || '****' || substr({v}, -4)"
              " WHEN length({v}) > 7 THEN substr({v}, 1, 3)"
              " || printf('%.*c', length({v}) - 7, '*') || substr({v}, -4)"
-             " ELSE printf('%.*c', max(length({v}), 1), '*') END",
-    "name": "CASE WHEN length({v}) BETWEEN 1 AND 65 THEN substr({v}, 1, 1)"
-            f" || substr({_STARS}, 1, max(length({{v}}) - 1, 1))"
-            " WHEN length({v}) > 0 THEN substr({v}, 1, 1)"
-            " || printf('%.*c', length({v}) - 1, '*') ELSE '*' END",
-    "other": f"CASE WHEN length({{v}}) <= 64 THEN substr({_STARS}, 1, max(length({{v}}), 1))"
-             " ELSE printf('%.*c', length({v}), '*') END",
+             " ELSE '***' END",
+    "name": "CASE WHEN length({v}) > 0 THEN substr({v}, 1, 1) || '*' ELSE '***' END",
+    "other": "'***'",
 }
-# a spreadsheet runs a cell that starts like a formula: such text gets a leading '
-_NEUTRALISE = ("CASE WHEN typeof({v}) = 'text' AND substr({v}, 1, 1)"
-               " IN ('=', '+', '-', '@', char(9), char(13)) THEN '''' || {v} ELSE {v} END")
-_CSV = ("CASE WHEN {v} IS NULL THEN '' WHEN typeof({v}) != 'text' THEN {v}"
-        " WHEN {v} GLOB '*[,\"' || char(10) || char(13) || ']*'"
-        " THEN '\"' || replace({v}, '\"', '\"\"') || '\"' ELSE {v} END")
+# A spreadsheet runs a cell that starts like a formula (= + - @ tab CR): such text
+# gets a leading '. One CASE, the common path first, each step naming the value once:
+# SQLite evaluates an expression as often as it is named.
+_FORMULA = "unicode({v}) IN (61, 43, 45, 64, 9, 13)"
+_SPECIAL = "{v} GLOB '*[,\"' || char(10, 13) || ']*'"
+_QUOTED = "replace({v}, '\"', '\"\"') || '\"'"
+_NEUTRALISE = f"CASE WHEN typeof({{v}}) = 'text' AND {_FORMULA} THEN '''' || {{v}} ELSE {{v}} END"
+_CSV_CELL = (f"CASE typeof({{v}}) WHEN 'text' THEN CASE"
+             f" WHEN {_FORMULA} THEN CASE WHEN {_SPECIAL} THEN '\"''' || {_QUOTED}"
+             f" ELSE '''' || {{v}} END"
+             f" WHEN {_SPECIAL} THEN '\"' || {_QUOTED} ELSE {{v}} END"
+             f" WHEN 'null' THEN '' ELSE {{v}} END")
 
 
 def mask_sql(kind: str, value: str) -> str:
@@ -193,10 +196,7 @@ def _cell_sql(column, kind, mask, code_table, fmt) -> str:
 
 
 def _safe_cell(value: str, fmt: str) -> str:
-    value = "(" + _NEUTRALISE.format(v=value) + ")"
-    if fmt == "csv":
-        value = "(" + _CSV.format(v=value) + ")"
-    return value
+    return "(" + (_CSV_CELL if fmt == "csv" else _NEUTRALISE).format(v=value) + ")"
 
 
 def csv_quote(text: str) -> str:
@@ -222,35 +222,81 @@ def release_rows(path, record_type, plan, prefixes, fmt, window_rows):
     no Python object per row), or a list of cell tuples (``fmt="cells"``). Each cell
     is masked, labelled and neutralised in SQL as ``plan`` says (``(name, column,
     type, mask, code_table)`` per exported column)."""
-    cells = [_cell_sql(column, kind, mask, code_table, fmt)
-             for _, column, kind, mask, code_table in plan]
-    if fmt == "csv":  # one printf a line: SQLite builds it in one piece (NULL prints as "")
-        select = " || ',' || ".join(
-            f"printf('{','.join(['%s'] * len(part))}', {', '.join(part)})"
-            for part in (cells[i:i + 100] for i in range(0, len(cells), 100)))
-    elif fmt == "json":
-        select = "json_object(" + ", ".join(
-            f"{_literal(name)}, {cell}" for (name, *_), cell in zip(plan, cells)) + ")"
-    else:
-        select = ", ".join(cells)
     where, params = _scope_sql("grid_code", prefixes)
     table = _ident(record_type)
-    sql = (f"SELECT {select} AS line FROM {table} WHERE {where} AND rowid > ? AND rowid <= ?"
-           f" ORDER BY rowid")
-    if fmt != "cells":  # a window's lines joined by SQLite: one step, one string
-        separator = "char(13, 10)" if fmt == "csv" else "',' || char(10)"
-        sql = f"SELECT group_concat(line, {separator}) FROM ({sql})"
+    window = f"FROM {table} WHERE {where} AND rowid > ? AND rowid <= ? ORDER BY rowid"
     reader = _open_release(path)
     reader.row_factory = None
     if fmt != "cells":
         reader.text_factory = bytes  # UTF-8 as SQLite holds it: nothing to decode or encode
+    if fmt == "csv":
+        windows = _csv_windows(reader, plan, window, params)
+    else:
+        windows = _windows(reader, plan, window, params, fmt)
     try:
         last = reader.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
         for start in range(0, last, window_rows):
-            rows = reader.execute(sql, [*params, start, start + window_rows]).fetchall()
-            if fmt == "cells":
+            rows = windows(start, start + window_rows)
+            if rows:
                 yield rows
-            elif rows and rows[0][0] is not None:
-                yield rows[0][0]
     finally:
         reader.close()
+
+
+def _windows(reader, plan, window, params, fmt):
+    cells = [_cell_sql(column, kind, mask, code_table, fmt)
+             for _, column, kind, mask, code_table in plan]
+    if fmt == "json":  # a window's objects joined by SQLite: one step, one string
+        select = "json_object(" + ", ".join(
+            f"{_literal(name)}, {cell}" for (name, *_), cell in zip(plan, cells)) + ")"
+        sql = f"SELECT group_concat(line, ',' || char(10)) FROM (SELECT {select} AS line {window})"
+        return lambda first, last: reader.execute(sql, [*params, first, last]).fetchone()[0]
+    sql = f"SELECT {', '.join(cells)} {window}"
+    return lambda first, last: reader.execute(sql, [*params, first, last]).fetchall()
+
+
+_UNIT, _RECORD = b"\x1f", b"\x1e"  # separators no cell may hold (counted to be sure)
+_NEEDS_QUOTES = re.compile(rb'[,"\r\n]')
+_SPECIAL_BYTES = (b",", b'"', b"\r", b"\n")
+
+
+def _csv_windows(reader, plan, window, params):
+    """CSV lines of a window. SQLite joins the neutralised cells with unit and record
+    separators; when every separator is where it should be (no cell holds one), each
+    cell that needs quotes (a comma, a quote, a line break: rare) is quoted here, and
+    the separators become commas and CRLFs. Else the window is rendered cell by cell
+    in SQL, each cell quoted as it needs (the same bytes, slower)."""
+    neutral = [_cell_sql(column, kind, mask, code_table, "cells")
+               for _, column, kind, mask, code_table in plan]
+    fast = (f"SELECT count(*), group_concat(line, char(30)) FROM (SELECT"
+            f" {_printf(neutral, chr(31))} AS line {window})")
+    cells = [_cell_sql(column, kind, mask, code_table, "csv")
+             for _, column, kind, mask, code_table in plan]
+    slow = (f"SELECT group_concat(line, char(13, 10)) FROM (SELECT {_printf(cells, ',')}"
+            f" AS line {window})")
+    width = len(plan)
+
+    def lines(first, last):
+        rows, blob = reader.execute(fast, [*params, first, last]).fetchone()
+        if not rows:
+            return None
+        if blob.count(_UNIT) != rows * (width - 1) or blob.count(_RECORD) != rows - 1:
+            return reader.execute(slow, [*params, first, last]).fetchone()[0]
+        if any(special in blob for special in _SPECIAL_BYTES):  # memchr: fast
+            blob = _RECORD.join(_quote_line(line) if _NEEDS_QUOTES.search(line) else line
+                                for line in blob.split(_RECORD))
+        return blob.replace(_UNIT, b",").replace(_RECORD, b"\r\n")
+    return lines
+
+
+def _quote_line(line: bytes) -> bytes:
+    return _UNIT.join(b'"' + cell.replace(b'"', b'""') + b'"' if _NEEDS_QUOTES.search(cell)
+                      else cell for cell in line.split(_UNIT))
+
+
+def _printf(cells, separator) -> str:
+    """One printf a line: SQLite builds it in one piece (NULL prints as ""); at most 100
+    arguments each."""
+    return f" || char({ord(separator)}) || ".join(
+        f"printf('{separator.join(['%s'] * len(part))}', {', '.join(part)})"
+        for part in (cells[i:i + 100] for i in range(0, len(cells), 100)))
