@@ -134,8 +134,9 @@ def create_app(config=None) -> flask.Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
     app.add_url_rule("/", "home", lambda: flask.redirect("/api/v1/docs"))
-    # the browsable API with a trailing slash, as people type it
-    app.add_url_rule("/api/v1/docs/", "docs_slash", lambda: flask.redirect("/api/v1/docs"))
+    # the browsable API with a trailing slash too, as people type it
+    app.add_url_rule("/api/v1/docs/", "docs_slash",
+                     app.view_functions["api-docs.openapi_swagger_ui"])
 
     proxies = app.config["TRUSTED_PROXIES"]
     if not 0 <= proxies <= MAX_TRUSTED_PROXIES:

@@ -290,6 +290,8 @@ def export(db, release: dict, record_type: str, fmt: str, user: access.User, lab
     (who, which table in which format, masked or not, how many rows), before the
     first chunk."""
     path = file_path(release)
+    if fmt == "json":
+        headers = "en"  # JSON keys are the column names: headers are a spreadsheet's
     plan, masked = _plan(path, record_type, user, labels, headers)
     prefixes = access.prefixes(user)
     rows = store.release_row_count(path, record_type, prefixes)

@@ -53,8 +53,11 @@ def export_column(column: str, fields) -> bool:
 
 
 def without_export_columns(raw: dict, fields) -> dict:
-    """A record read from an export, without the columns the export added."""
-    return {k: v for k, v in raw.items() if not export_column(k, fields)}
+    """A JSON record without the keys an export adds; a record of an export (it has
+    every one of them) also without its nulls: a field the record does not have."""
+    exported = all(column in raw for column in EXPORT_COLUMNS)
+    return {k: v for k, v in raw.items()
+            if not export_column(k, fields) and not (exported and v is None)}
 
 
 class FileError(Exception):

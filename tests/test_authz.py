@@ -472,6 +472,8 @@ ROWS = [
         check=check_openapi, public=True, has_object=False),
     Row("/api/v1/docs", "GET", everyone(200), no_object(f"{API}/docs"), check=check_ok,
         public=True, has_object=False),
+    Row("/api/v1/docs/", "GET", everyone(200), no_object(f"{API}/docs/"), check=check_ok,
+        public=True, has_object=False),
     Row("/api/v1/docs/assets/<path:filename>", "GET", everyone(200),
         no_object(f"{API}/docs/assets/swagger-ui.css"), check=check_ok, public=True,
         has_object=False),

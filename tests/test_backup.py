@@ -87,11 +87,18 @@ def test_a_backup_never_overwrites(app, tmp_path, existing):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup"]
 
 
-def test_a_backup_into_a_missing_folder_is_refused(app, tmp_path):
+def test_a_backup_into_a_missing_folder_creates_it(app, tmp_path):
     result = CliRunner().invoke(main, ["backup", str(tmp_path / "no" / "b"),
                                        "--db", app.config["DATABASE"]])
-    assert result.exit_code == 2 and "no such folder" in result.output
-    assert not list(tmp_path.glob("no*"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "no" / "b" / pathlib.Path(app.config["DATABASE"]).name).is_file()
+
+
+def test_a_backup_under_a_file_is_refused(app, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    result = CliRunner().invoke(main, ["backup", str(tmp_path / "a-file" / "b"),
+                                       "--db", app.config["DATABASE"]])
+    assert result.exit_code == 2 and "a-file" in result.output
 
 
 def with_photo(login) -> int:

@@ -38,8 +38,10 @@ def gridcollect(*args):
 
 
 def validate_json(*args):
-    """Run ``validate --format json``; return (exit code, parsed report)."""
-    proc = gridcollect("validate", *args, "--format", "json")
+    """Run ``validate --format json --rows data`` (rows counted from the first record:
+    tests/test_newcomer.py holds the default, a spreadsheet's numbers); return (exit
+    code, parsed report)."""
+    proc = gridcollect("validate", *args, "--format", "json", "--rows", "data")
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
@@ -205,9 +207,10 @@ def test_text_report(tmp_path):
     ])
     proc = gridcollect("validate", path, "--type", "person", "--grid", "420502001002003")
     assert proc.returncode == 1
-    # the summary names the effective standard: city-wide plus the overlay
+    # the summary names the effective standard: city-wide plus the overlay; the row is
+    # the spreadsheet's (header row 1)
     assert proc.stdout.splitlines() == [
-        f"{path}:2: id_number [checksum] 公民身份号码校验位错误 / "
+        f"{path}:3: id_number [checksum] 公民身份号码校验位错误 / "
         "Citizen ID number: check character is wrong",
         "2 rows: 1 valid, 1 invalid (standard person 2026.1+420502001002.1)",
     ]
@@ -427,7 +430,7 @@ def test_big_csv_in_parallel_gives_the_same_report(tmp_path):
                      f"{year:04d}-{month:02d}-{day:02d}", "57" if bad_ethnicity else "01", "1",
                      "12012345678" if bad_phone else "13812345678"])
         if bad_sex or bad_phone or bad_ethnicity:
-            expected_invalid.append(i + 1)
+            expected_invalid.append(i + 2)  # the spreadsheet's row: the header is row 1
     path = write_csv(tmp_path / "big.csv", header, rows)
     assert os.path.getsize(path) > PARALLEL_ABOVE_BYTES  # the multiprocessing path
 
@@ -441,7 +444,7 @@ def test_big_csv_in_parallel_gives_the_same_report(tmp_path):
     assert parallel == serial
     report = json.loads(parallel)
     assert report["total"] == 40_000
-    assert [r["row"] for r in report["rows"]] == list(range(1, 40_001))
+    assert [r["row"] for r in report["rows"]] == list(range(2, 40_002))
     assert [r["row"] for r in report["rows"] if not r["valid"]] == expected_invalid
     assert report["invalid"] == len(expected_invalid)
     row = report["rows"][3]  # i = 3: sex flipped

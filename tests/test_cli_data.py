@@ -51,7 +51,7 @@ def test_import_validates_every_row_and_stores_submissions(legacy_file, db_path,
     result = run("import", legacy_file, "--type", "person", "--grid", GRID_CODE,
                  "--worker", "w3", "--db", db_path)
     assert result.exit_code == 1, result.output
-    assert "人口台账.csv:3: id_number [checksum]" in result.output
+    assert "人口台账.csv:4: id_number [checksum]" in result.output  # header: row 1
     assert "3 rows: 2 accepted, 0 already imported, 1 invalid" in result.output
     stored = store.list_submissions(db, prefixes=None, worker="w3")
     assert len(stored) == 2 and {s["state"] for s in stored} == {"pending"}

@@ -643,7 +643,7 @@ PHOTOS = f"{API}/submissions/{{pending}}/photos"
 case("a photo of 10 MB and one byte", "POST", PHOTOS, 413, "too_large",
      body=lambda: JPEG[:4] + b"\x00" * (TEN_MB - 6) + b"\xff\xd9\x00",
      content_type="image/jpeg", phrase=str(TEN_MB))
-case("an empty photo", "POST", PHOTOS, 422, "bad_photo", body=b"", content_type="image/jpeg")
+case("an empty photo", "POST", PHOTOS, 422, "empty_photo", body=b"", content_type="image/jpeg")
 case("an SVG photo", "POST", PHOTOS, 415, "unsupported_media_type",
      body=b"<svg onload=alert(1)>", content_type="image/svg+xml")
 case("HTML sent as a PNG", "POST", PHOTOS, 422, "bad_photo",

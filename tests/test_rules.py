@@ -126,7 +126,7 @@ def test_other_fields_are_optional(record_type, field):
 def test_unknown_field():
     assert verdict("person", record("person", nickname="小张")) == [("nickname", "unknown_field")]
     result = validate("person", record("person", nickname="小张"))
-    assert result.errors[0].message == ("nickname不是本标准定义的字段 / "
+    assert result.errors[0].message == ("nickname 不是本标准定义的字段 / "
                                         "nickname: not a field of this standard")
 
 

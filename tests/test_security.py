@@ -85,6 +85,7 @@ def successes(world) -> dict:
         ("/static/<path:filename>", "GET"): (None, "/static/nothing.css", {}),  # no folder
         ("/api/v1/openapi.json", "GET"): (None, f"{API}/openapi.json", {}),
         ("/api/v1/docs", "GET"): (None, f"{API}/docs", {}),
+        ("/api/v1/docs/", "GET"): (None, f"{API}/docs/", {}),
         ("/api/v1/docs/assets/<path:filename>", "GET"): (
             None, f"{API}/docs/assets/swagger-ui.css", {}),
         ("/api/v1/auth/token", "POST"): (None, f"{API}/auth/token", {
@@ -157,7 +158,8 @@ RULES = ["/", "/static/<path:filename>", "/api/v1/openapi.json", "/api/v1/docs",
          "/api/v1/releases/<id:release_id>", "/api/v1/releases/<id:release_id>/dictionary",
          "/api/v1/releases/<id:release_id>/tables/", "/api/v1/users",
          "/api/v1/users/<username>", "/api/v1/users/<username>/revoke-tokens",
-         "/api/v1/audit", "/api/v1/moves", "/api/v1/moves/<id:submission_id>"]
+         "/api/v1/audit", "/api/v1/moves", "/api/v1/moves/<id:submission_id>",
+         "/api/v1/docs/", "/api/v1/users/<username>/unlock"]
 
 
 def test_the_table_covers_every_rule_of_the_app(app, world):

@@ -201,7 +201,7 @@ def test_exports_and_history_reads_are_audited(phones):
     [entry] = admin.get(f"/audit?action=export&actor=analyst&object_id={release}").json()[
         "items"]
     assert entry["detail"] == {"table": "person", "format": "csv", "labels": False,
-                               "masked": True, "rows": rows}
+                               "headers": "en", "masked": True, "rows": rows}
     assert sup.get(f"/records/person/{id_number(8)}").status_code == 200
     [read] = admin.get(f"/audit?action=record_read&object_id=person/{id_number(8)}").json()[
         "items"]

@@ -121,7 +121,7 @@ def test_xlsx_cells_beyond_the_header_are_kept(tmp_path):
     book.save(tmp_path / "p.xlsx")
     assert list(read_rows(tmp_path / "p.xlsx")) == [
         (0, ["id_number", "", "name"]),
-        (1, {"id_number": "11010519491231002X", "(column 2)": "under no header",
+        (2, {"id_number": "11010519491231002X", "(column 2)": "under no header",
              "name": "张三", "(column 4)": "beyond the header"})]
 
 
