@@ -64,6 +64,28 @@ DEFAULTS = {
 
 MAX_COLLECT_WINDOW = 36_500  # days: a century, and well inside what a datetime holds
 MAX_TRUSTED_PROXIES = 5
+# settings with a range: key -> (lowest, highest, unit)
+RANGES = {"COLLECTED_AT_WINDOW_DAYS": (1, MAX_COLLECT_WINDOW, " days"),
+          "TRUSTED_PROXIES": (0, MAX_TRUSTED_PROXIES, "")}
+
+
+class SettingError(ValueError):
+    """A setting out of its range: ``key``, and the message with ``name`` for it."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(self.message(key))
+
+    def message(self, name: str) -> str:
+        low, high, unit = RANGES[self.key]
+        return f"{name} must be {low} to {high}{unit}"
+
+
+def check_settings(config):
+    """Raise SettingError for the first setting out of its range."""
+    for key, (low, high, _) in RANGES.items():
+        if not low <= config[key] <= high:
+            raise SettingError(key)
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
                     "Referrer-Policy": "no-referrer",
@@ -84,8 +106,7 @@ class Runtime:
             scrypt_n=config["SCRYPT_N"], max_failures=config["LOGIN_MAX_FAILURES"],
             max_failures_per_address=config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
             failure_window=datetime.timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]))
-        if not 1 <= config["COLLECTED_AT_WINDOW_DAYS"] <= MAX_COLLECT_WINDOW:
-            raise ValueError(f"COLLECTED_AT_WINDOW_DAYS must be 1 to {MAX_COLLECT_WINDOW}")
+        check_settings(config)
         self.collect_window = datetime.timedelta(days=config["COLLECTED_AT_WINDOW_DAYS"])
         self.grids = GridCache()
         self._local = threading.local()
@@ -138,9 +159,7 @@ def create_app(config=None) -> flask.Flask:
     app.add_url_rule("/api/v1/docs/", "docs_slash",
                      app.view_functions["api-docs.openapi_swagger_ui"])
 
-    proxies = app.config["TRUSTED_PROXIES"]
-    if not 0 <= proxies <= MAX_TRUSTED_PROXIES:
-        raise ValueError(f"TRUSTED_PROXIES must be 0 to {MAX_TRUSTED_PROXIES}")
+    proxies = app.config["TRUSTED_PROXIES"]  # in range: Runtime checked it
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 

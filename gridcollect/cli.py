@@ -1,6 +1,7 @@
 """The ``gridcollect`` command line."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -57,7 +58,12 @@ def rows_option(command):
 
 def _row(path, row: int, rows: str) -> int:
     """A row number (as read: the spreadsheet's) in the report's convention."""
-    return row - 1 if rows == "data" and file_format(path) in SPREADSHEETS else row
+    return row - 1 if rows == "data" and _spreadsheet(path) else row
+
+
+@functools.lru_cache(maxsize=64)
+def _spreadsheet(path) -> bool:  # asked once per report row: once per file is enough
+    return file_format(path) in SPREADSHEETS
 
 
 @click.group()
@@ -216,13 +222,10 @@ def _open(db_path, create=False):
     if not create and not os.path.exists(db_path):
         raise click.UsageError(f"{db_path}: no such database; create it with "
                                f"`gridcollect init-db --db {db_path}`")
-    folder = os.path.dirname(os.path.abspath(db_path))
-    if not os.path.isdir(folder):
-        raise click.UsageError(f"{db_path}: the folder {folder} does not exist")
     try:
         db = store.connect(db_path)
         workflow.migrate(db, clock.iso(clock.now()))
-    except sqlite3.DatabaseError as exc:  # not a database, read-only, newer schema
+    except sqlite3.DatabaseError as exc:  # no folder, not a database, read-only, newer
         raise click.UsageError(f"{db_path}: {exc}") from None
     return db
 

@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .checks import Context
-from .tabular import (SPREADSHEETS, Converter, FileError, Header, RowError, file_format,
-                      read_rows, without_export_columns)
+from .tabular import SPREADSHEETS, Converter, FileError, Header, RowError, file_format, read_rows
 
 CHUNK = 2000
 PARALLEL_ABOVE_BYTES = 2 * 1024 * 1024
@@ -50,7 +49,7 @@ class RowChecker:
         if kind in SPREADSHEETS:
             raw, problems = self.converter.convert(raw, source)
         else:
-            raw = without_export_columns(raw, self.converter.columns)
+            raw = self.converter.without_export_columns(raw)
         _, pairs = self.standard.check(raw, self.context)
         if problems:  # a cell that could not be converted explains its field
             failed = {field for field, _ in problems}

@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from . import access, clock, store, workflow
-from .tabular import (SPREADSHEETS, Converter, Header, RowError, file_format, read_rows,
-                      without_export_columns)
+from .tabular import SPREADSHEETS, Converter, Header, RowError, file_format, read_rows
 
 BATCH = 500
 
@@ -54,7 +53,7 @@ def _items(path, standard, record_type, grid_code, collected_at, summary):
             summary.errors.append((row, [standard.error("", raw.code).as_dict()]))
             continue
         if kind not in SPREADSHEETS:
-            raw = without_export_columns(raw, converter.columns)
+            raw = converter.without_export_columns(raw)
         else:
             raw, problems = converter.convert(raw, str(path))
             if problems:

@@ -10,6 +10,7 @@ Pure domain: no Flask, no SQL.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -26,7 +27,6 @@ from .tabular import LABEL_SUFFIX, META_COLUMNS
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-HEADERS = ("en", "zh")  # column headers: names (en), or the dictionary's Chinese labels
 XLSX_MAX_ROWS = 1_048_576  # a sheet's limit in Excel, header included
 WINDOW_ROWS = 20_000  # rows rendered at a time (a few MB)
 
@@ -278,7 +278,8 @@ def _plan(path, record_type, user: access.User, labels: bool, headers="en") -> t
         if labels and row["code_table"] and mask is None:
             plan.append((header + LABEL_SUFFIX[headers], row["column"], row["type"], None,
                          row["code_table"]))
-    shared = {h for h, *_ in plan if [p[0] for p in plan].count(h) > 1}
+    counts = collections.Counter(header for header, *_ in plan)
+    shared = {header for header, count in counts.items() if count > 1}
     plan = [(f"{h}（{c}）" if h in shared else h, c, *rest) for h, c, *rest in plan]
     return plan, masked
 

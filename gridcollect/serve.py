@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import socket
 import sys
 
@@ -101,6 +100,10 @@ def _one_request_per_connection(worker, req):
     req.must_close = True  # the answer says "Connection: close"
 
 
+_OPTIONS = {"COLLECTED_AT_WINDOW_DAYS": "--collect-window",
+            "TRUSTED_PROXIES": "--trusted-proxies"}  # app.RANGES, as options
+
+
 def check_port(host: str, port: int):
     """Refuse at once, before anything is written, a port another process listens on."""
     try:
@@ -123,10 +126,10 @@ def prepare(db_path: str, standards_dir, demo: bool, out=sys.stdout, err=sys.std
     """The standards loaded (errors raised before the database is touched), then the
     database created or migrated, abandoned releases failed, demo data written."""
     standards = load_standards(standards_dir)  # StandardError: a bad folder, said clearly
-    folder = os.path.dirname(os.path.abspath(db_path))
-    if not os.path.isdir(folder):
-        raise ServeError(f"--db {db_path}: the folder {folder} does not exist")
-    db = store.connect(db_path)
+    try:
+        db = store.connect(db_path)
+    except store.MissingFolder as exc:
+        raise ServeError(f"--db {db_path}: {exc}") from None
     try:
         workflow.migrate(db, clock.iso(clock.now()))
         for release_id in releases.fail_abandoned(db, releases.release_dir(db_path)):
@@ -150,15 +153,14 @@ def prepare(db_path: str, standards_dir, demo: bool, out=sys.stdout, err=sys.std
 def serve(*, db_path: str, host: str, port: int, workers: int, threads: int, demo: bool,
           standards_dir, collect_window: int, trusted_proxies: int):
     """Check, prepare, then run gunicorn until SIGTERM or SIGINT."""
-    if not 1 <= collect_window <= app_module.MAX_COLLECT_WINDOW:
-        raise ServeError(f"--collect-window must be 1 to {app_module.MAX_COLLECT_WINDOW} "
-                         f"days")
-    if not 0 <= trusted_proxies <= app_module.MAX_TRUSTED_PROXIES:
-        raise ServeError(f"--trusted-proxies must be 0 to {app_module.MAX_TRUSTED_PROXIES}")
-    check_port(host, port)
-    prepare(db_path, standards_dir, demo)
     config = {"DATABASE": db_path, "STANDARDS": standards_dir,
               "COLLECTED_AT_WINDOW_DAYS": collect_window, "TRUSTED_PROXIES": trusted_proxies}
+    try:
+        app_module.check_settings(config)  # here, not first in each worker after the fork
+    except app_module.SettingError as exc:
+        raise ServeError(exc.message(_OPTIONS[exc.key])) from None
+    check_port(host, port)
+    prepare(db_path, standards_dir, demo)
     shown = f"[{host}]" if ":" in host else host
 
     def when_ready(arbiter):

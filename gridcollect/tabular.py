@@ -52,14 +52,6 @@ def export_column(column: str, fields) -> bool:
     return any(column.endswith(suffix) and column[:-len(suffix)] for suffix in _SUFFIXES)
 
 
-def without_export_columns(raw: dict, fields) -> dict:
-    """A JSON record without the keys an export adds; a record of an export (it has
-    every one of them) also without its nulls: a field the record does not have."""
-    exported = all(column in raw for column in EXPORT_COLUMNS)
-    return {k: v for k, v in raw.items()
-            if not export_column(k, fields) and not (exported and v is None)}
-
-
 class FileError(Exception):
     """The file as a whole cannot be read (exit code 2)."""
 
@@ -237,6 +229,20 @@ class Converter:
         self.careful = set(self.padding) | self.dates | self.identifiers
         self._plans = {}
         self._targets = {}  # (source, field) -> {sub-field or None: column}
+        self._exported = {}  # JSON key -> whether an export added it (keys repeat)
+
+    def without_export_columns(self, raw: dict) -> dict:
+        """A JSON record without the keys an export adds; a record of an export (it has
+        every one of them) also without its nulls: a field the record does not have."""
+        exported = self._exported
+        for key in raw:
+            if key not in exported:
+                exported[key] = export_column(key, self.columns)
+        if not any(exported[key] for key in raw):
+            return raw  # a record as a phone sends it: nothing to take out
+        drop_nulls = all(column in raw for column in EXPORT_COLUMNS)
+        return {k: v for k, v in raw.items()
+                if not exported[k] and not (drop_nulls and v is None)}
 
     def check_header(self, header, source=None):
         """Refuse two columns for one field before any row is read."""

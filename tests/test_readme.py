@@ -31,7 +31,7 @@ def shell_blocks(text: str) -> list:
     """The indented code blocks of a README section, as shell scripts."""
     blocks, current = [], []
     for line in text.splitlines() + [""]:
-        if line.startswith("    ") or (current and not line.strip() and False):
+        if line.startswith("    "):
             current.append(line[4:])
         elif current:
             blocks.append("\n".join(current))
@@ -87,7 +87,9 @@ def test_for_data_teams(demo):
     folder, port, passwords, env = demo
     cli, http = shell_blocks(section("## For data teams: releases and exports"))[:2]
     out = run_block(cli, demo)
-    assert out.startswith("release 1: ") and "\tbench" not in out
+    assert out.startswith("release 1: ")
+    listed = [line for line in out.splitlines() if line.startswith("1\t")]
+    assert listed and listed[0].endswith("\t2026 年第 4 季度 实有人口")  # `releases`
     assert (folder / "persons.csv").read_text(encoding="utf-8-sig").startswith("key,")
     assert (folder / "房屋.csv").read_text(encoding="utf-8-sig").startswith("主键,")
     assert (folder / "houses.xlsx").read_bytes()[:2] == b"PK"

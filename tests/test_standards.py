@@ -167,18 +167,13 @@ def test_a_nested_mobile_number_is_personal_too(standards_folder, rules):
         Standards(standards_folder)
 
 
-def test_a_nested_timestamp_is_coerced_too(standards_folder):
-    write_overlay(standards_folder, "420503", "event",
-                  "version: 1\nfields:\n  visits:\n    label: {zh: 走访时间, en: Visits}\n"
-                  "    rules: {type: list, schema: {type: string, check_with: timestamp}}\n")
-    with pytest.raises(StandardError, match="coerce: timestamp"):
-        Standards(standards_folder)
-
-
-def test_a_timestamp_field_is_coerced_to_the_one_form(standards_folder):
+@pytest.mark.parametrize("rules", [
+    "{type: string, coerce: code, check_with: timestamp}",  # another coercer
+    "{type: list, schema: {type: string, check_with: timestamp}}"])  # nested, none
+def test_a_timestamp_field_is_coerced_to_the_one_form(standards_folder, rules):
     write_overlay(standards_folder, "420503", "event",
                   "version: 1\nfields:\n  reported_at:\n    label: {zh: 上报时间, en: Reported}\n"
-                  "    rules: {type: string, coerce: code, check_with: timestamp}\n")
+                  f"    rules: {rules}\n")
     with pytest.raises(StandardError, match="coerce: timestamp"):
         Standards(standards_folder)
 

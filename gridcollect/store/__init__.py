@@ -31,6 +31,7 @@ from .base import (  # noqa: F401
     BUSY_TIMEOUT_S,
     MAX_ROW_ID,
     Busy,
+    MissingFolder,
     _json,
     connect,
     decode_cursor,

@@ -24,7 +24,14 @@ class Busy(Exception):
     """The database stayed locked longer than the busy timeout."""
 
 
+class MissingFolder(sqlite3.OperationalError):
+    """The database's folder does not exist (SQLite would say only "unable to open")."""
+
+
 def connect(path) -> sqlite_utils.Database:
+    folder = os.path.dirname(os.path.abspath(path))
+    if str(path) != ":memory:" and not os.path.isdir(folder):
+        raise MissingFolder(f"the folder {folder} does not exist")
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False)
     db = sqlite_utils.Database(conn, execute_plugins=False)

@@ -1,8 +1,6 @@
 """Releases: their rows here, and the release files (written, read, exported in SQL)."""
 from __future__ import annotations
 
-import re
-
 import json
 import os
 import pathlib
@@ -256,8 +254,10 @@ def _windows(reader, plan, window, params, fmt):
 
 
 _UNIT, _RECORD = b"\x1f", b"\x1e"  # separators no cell may hold (counted to be sure)
-_NEEDS_QUOTES = re.compile(rb'[,"\r\n]')
-_SPECIAL_BYTES = (b",", b'"', b"\r", b"\n")
+
+
+def _needs_quotes(data: bytes) -> bool:
+    return b"," in data or b'"' in data or b"\n" in data or b"\r" in data  # memchr each
 
 
 def _csv_windows(reader, plan, window, params):
@@ -282,15 +282,15 @@ def _csv_windows(reader, plan, window, params):
             return None
         if blob.count(_UNIT) != rows * (width - 1) or blob.count(_RECORD) != rows - 1:
             return reader.execute(slow, [*params, first, last]).fetchone()[0]
-        if any(special in blob for special in _SPECIAL_BYTES):  # memchr: fast
-            blob = _RECORD.join(_quote_line(line) if _NEEDS_QUOTES.search(line) else line
+        if _needs_quotes(blob):
+            blob = _RECORD.join(_quote_line(line) if _needs_quotes(line) else line
                                 for line in blob.split(_RECORD))
         return blob.replace(_UNIT, b",").replace(_RECORD, b"\r\n")
     return lines
 
 
 def _quote_line(line: bytes) -> bytes:
-    return _UNIT.join(b'"' + cell.replace(b'"', b'""') + b'"' if _NEEDS_QUOTES.search(cell)
+    return _UNIT.join(b'"' + cell.replace(b'"', b'""') + b'"' if _needs_quotes(cell)
                       else cell for cell in line.split(_UNIT))
 
 
