@@ -23,6 +23,7 @@ PERMISSIONS = {
     "monitor": {"supervisor", "admin"},
     "read_releases": {"analyst", "admin"},
     "create_release": {"analyst", "admin"},
+    "manage_grids": {"admin"},
 }
 
 

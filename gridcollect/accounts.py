@@ -178,6 +178,19 @@ def logout(db, token: str, user: User):
 
 # --- administration ----------------------------------------------------------------
 
+PUBLIC_FIELDS = ("username", "role", "scope", "unmasked", "disabled")
+
+
+def list_users(db) -> list:
+    """Every user, as administrators see them (no password hash)."""
+    return [{k: row[k] for k in PUBLIC_FIELDS} for row in store.list_users(db)]
+
+
+def get_user(db, username: str) -> dict | None:
+    row = store.get_user(db, username)
+    return None if row is None else {k: row[k] for k in PUBLIC_FIELDS}
+
+
 def check_role_and_scope(role: str, scope) -> tuple:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import accounts, clock, compression, errors, releases, store, workflow
+from . import accounts, clock, compression, console, errors, releases, store, workflow
 from .api import ApiError, blueprints
 from .api.refusals import RefusalsPlugin
 from .api.schemas import Error, Timestamp, TooManyItems
@@ -154,7 +154,8 @@ def create_app(config=None) -> flask.Flask:
     for blueprint in blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
-    app.add_url_rule("/", "home", lambda: flask.redirect("/api/v1/docs"))
+    app.register_blueprint(console.blp)
+    app.add_url_rule("/", "home", lambda: flask.redirect("/console/"))
     # the browsable API with a trailing slash too, as people type it
     app.add_url_rule("/api/v1/docs/", "docs_slash",
                      app.view_functions["api-docs.openapi_swagger_ui"])
@@ -194,6 +195,8 @@ def _limit_body():
     raw = request.endpoint in _RAW_BODY_ENDPOINTS
     limit = config["MAX_PHOTO_BYTES"] if raw else config["MAX_JSON_BYTES"]
     request.max_content_length = limit
+    if request.blueprint == "console":
+        return  # HTML forms, parsed (and limited) by werkzeug; the console answers in pages
     if request.method not in ("POST", "PUT", "PATCH") or not (
             request.content_length or request.headers.get("Transfer-Encoding")):
         return
@@ -239,6 +242,9 @@ def _security_headers(response):
                            "default-src 'self'; script-src 'self' 'unsafe-inline'; "
                            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                            "frame-ancestors 'none'")
+    elif console.handles(flask.request.path):
+        headers.setdefault("Content-Security-Policy", console.CSP)
+        headers.setdefault("Cache-Control", "no-store")
     else:
         headers.setdefault("Content-Security-Policy", SECURITY_HEADERS["Content-Security-Policy"])
         headers.setdefault("Cache-Control", "no-store")
@@ -280,6 +286,8 @@ def _reason(status):
 
 
 def _api_error(exc: ApiError):
+    if console.handles(flask.request.path):
+        return console.error_page(exc.status)
     return _error_response(exc.status, exc.problem, exc.message, exc.field_errors, exc.headers)
 
 
@@ -292,6 +300,8 @@ def _http_error(exc: HTTPException):
     """Routing errors, 413 from werkzeug and 422 from webargs, in the one shape."""
     if exc.code == 304:
         return exc
+    if console.handles(flask.request.path):
+        return console.http_error(exc)
     problem = _HTTP_PROBLEMS.get(exc.code)
     field_errors = None
     messages = (getattr(exc, "data", None) or {}).get("messages")
@@ -310,6 +320,8 @@ def _http_error(exc: HTTPException):
 
 
 def _busy(exc):
+    if console.handles(flask.request.path):
+        return console.error_page(503)
     status, message = errors.problem("busy")
     return _error_response(status, "busy", message, headers={"Retry-After": "2"})
 
@@ -324,5 +336,7 @@ def _internal_error(exc):
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     log.exception("internal error on %s %s", flask.request.method, flask.request.path)
+    if console.handles(flask.request.path):
+        return console.error_page(500)
     status, message = errors.problem("internal")
     return _error_response(status, "internal", message)

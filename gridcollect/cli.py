@@ -258,9 +258,7 @@ def grids_import(geojson, db_path):
     them). The file is checked whole before anything is written, and every bad
     feature is reported.
     """
-    import shapely
-
-    from . import clock, store
+    from . import workflow
     try:
         cells, area_names = read_geojson(geojson)
     except GridFileError as exc:
@@ -270,16 +268,9 @@ def grids_import(geojson, db_path):
         raise click.UsageError(problems[-1] + (f" ({len(problems)} problems listed above "
                                                f"and here; nothing was imported)"
                                                if len(problems) > 1 else "")) from None
-    db = _open(db_path)
-    at = clock.iso(clock.now())
-    with store.write(db):
-        added, changed = store.upsert_grids(
-            db, [(code, grid.name, shapely.to_geojson(grid.geometry))
-                 for code, grid in sorted(cells.items())], at)
-        renamed = store.upsert_area_names(db, area_names, at)
-        store.audit(db, [(at, _actor(), "grids_import", "grids", None,
-                          {"file": os.path.basename(geojson), "grids": len(cells),
-                           "added": added, "changed": changed, "area_names": renamed})])
+    figures = workflow.import_grids(_open(db_path), _actor(), cells, area_names,
+                                    os.path.basename(geojson))
+    added, changed, renamed = figures["added"], figures["changed"], figures["area_names"]
     click.echo(f"{len(cells)} grids in {geojson}: {added} added, {changed} changed, "
                f"{len(cells) - added - changed} unchanged"
                + (f"; {renamed} district, street or community names set" if renamed else ""))

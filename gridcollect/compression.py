@@ -66,11 +66,16 @@ def gzip_bytes(data: bytes) -> bytes:
 
 def _gzip_stream(chunks):
     packer = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
-    for chunk in chunks:
-        packed = packer.compress(chunk.encode() if isinstance(chunk, str) else chunk)
-        if packed:
-            yield packed
-    yield packer.flush()
+    try:
+        for chunk in chunks:
+            packed = packer.compress(chunk.encode() if isinstance(chunk, str) else chunk)
+            if packed:
+                yield packed
+        yield packer.flush()
+    finally:  # a file being sent (a stylesheet) is closed, read to its end or not
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def decompress_body(environ, limit: int):

@@ -64,42 +64,44 @@ def load_geojson(path) -> dict:
     return read_geojson(path)[0]
 
 
-def read_geojson(path) -> tuple:
+def read_geojson(path, name=None) -> tuple:
     """``(grids by code, area names by code)`` of a GeoJSON FeatureCollection.
 
     Each Feature needs ``properties.code`` (15 digits), ``properties.name`` and
     a valid Polygon or MultiPolygon in WGS 84 lon/lat; optional ``district``,
     ``street`` and ``community`` name the areas the grid lies in (the same name
     wherever an area appears). Every bad feature is reported (up to MAX_REPORTED),
-    one per line of the GridFileError.
+    one per line of the GridFileError, each starting with ``name`` (the path by
+    default: an upload is named by the file the user chose).
     """
     import json
 
+    name = name or path
     try:
         with open(path, encoding="utf-8-sig") as handle:
             data = json.load(handle)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GridFileError(f"{path}: cannot be read as GeoJSON: {exc}") from None
+        raise GridFileError(f"{name}: cannot be read as GeoJSON: {exc}") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise GridFileError(f"{path}: must be a GeoJSON FeatureCollection")
+        raise GridFileError(f"{name}: must be a GeoJSON FeatureCollection")
     features = data.get("features")
     if not isinstance(features, list):
-        raise GridFileError(f"{path}: features must be a list")
+        raise GridFileError(f"{name}: features must be a list")
     grids, names, named_in, problems = {}, {}, {}, []
     for index, feature in enumerate(features, start=1):
         try:
             grid, areas = _feature(feature)
         except GridFileError as exc:
-            problems.append(f"{path}: feature {index}{exc}")
+            problems.append(f"{name}: feature {index}{exc}")
             continue
         if grid.code in grids:
-            problems.append(f"{path}: feature {index}: grid {grid.code} appears twice "
+            problems.append(f"{name}: feature {index}: grid {grid.code} appears twice "
                             f"(first in feature {named_in[grid.code]})")
             continue
         grids[grid.code], named_in[grid.code] = grid, index
         for code, name in areas.items():
             if names.setdefault(code, (name, index))[0] != name:
-                problems.append(f"{path}: feature {index} ({grid.code}): area {code} is "
+                problems.append(f"{name}: feature {index} ({grid.code}): area {code} is "
                                 f"named {name!r}, but {names[code][0]!r} in feature "
                                 f"{names[code][1]}")
     if problems:

@@ -6,7 +6,9 @@ lookups however large the city is. Pure domain: no Flask, no SQL.
 """
 from __future__ import annotations
 
-from . import access, store
+import datetime
+
+from . import access, clock, store
 
 LEVELS = {"city": 0, "district": 6, "street": 9, "community": 12, "grid": 15}
 COUNTS = ("submitted", "pending", "confirmed", "rejected", "returned", "conflict",
@@ -33,6 +35,11 @@ def _roots(user: access.User, under: str | None) -> list:
         return [""]
     return sorted(p for p in scope  # without prefixes another one covers
                   if not any(p != q and p.startswith(q) for q in scope))
+
+
+def roots(user: access.User) -> list:
+    """The prefixes the caller's figures are reported under ("" is the whole city)."""
+    return _roots(user, None)
 
 
 def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=None,
@@ -99,3 +106,32 @@ def field_errors(db, standards, user: access.User, *, record_type=None, under=No
         except KeyError:  # a record type no longer defined
             row["message"] = ""
     return rows
+
+
+def per_day(db, user: access.User, *, under=None, days=30, today=None) -> list:
+    """``(day, {state: count})`` for each of the last ``days`` days (today included):
+    the submissions received that day under ``under`` (or the caller's scope), by the
+    state they are in now."""
+    today = today or clock.now().date()
+    first = today - datetime.timedelta(days=days - 1)
+    counts = {}
+    for day, state, count in store.submissions_per_day(db, _roots(user, under),
+                                                       first.isoformat()):
+        counts.setdefault(day, {})[state] = count
+    return [((first + datetime.timedelta(days=n)).isoformat(),
+             counts.get((first + datetime.timedelta(days=n)).isoformat(), {}))
+            for n in range(days)]
+
+
+def backlog(db, user: access.User, *, under=None, limit=5000) -> dict:
+    """grid code -> {"pending", "oldest_pending"} for the grids under ``under`` (or the
+    caller's scope): what a map of them is coloured by, without the rest of a grid
+    page's figures."""
+    out = {}
+    for root in _roots(user, under):
+        for row in store.monitor_areas(db, root, LEVELS["grid"], None, limit - len(out)):
+            out[row["area"]] = {"pending": row["pending"], "oldest_pending": None}
+        for code, at in store.oldest_pending(db, root, root, LEVELS["grid"]).items():
+            if code in out:
+                out[code]["oldest_pending"] = at
+    return out

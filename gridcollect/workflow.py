@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import pathlib
+import re
 import threading
 from dataclasses import dataclass
 
@@ -28,7 +29,13 @@ AWAITING_MOVE = "awaiting_move"
 STATES = ("pending", "confirmed", "rejected", "returned", "conflict", AWAITING_MOVE)
 REVIEW_ACTIONS = {"confirm": "confirmed", "reject": "rejected", "return": "returned"}
 NOTE_REQUIRED = {"reject", "return", "refuse"}
+# a note (a review's, a release's) is what a person reads: text, without control or
+# bidirectional-override characters that would make it read as something else
+NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+                       r"\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]*\Z")
+MAX_NOTE = 2000
 ACTIONS = ("upsert", "retire")
+MAX_BATCH = 500  # submissions sent, or reviewed, at once
 MOVE_DECISIONS = {"accept": "accepted", "refuse": "refused"}
 # who a refused submission shows as its reviewer: the other grid, unnamed (the person who
 # refused, and where, are in the move request and the audit log, which its side reads)
@@ -50,6 +57,10 @@ class NotPending(Exception):
 
 class NoteRequired(Exception):
     pass
+
+
+class BadNote(ValueError):
+    """A note too long, or with control or bidi characters."""
 
 
 class PhotoClosed(Exception):
@@ -282,9 +293,82 @@ def list_submissions(db, user: access.User, limit: int, cursor: int | None, **fi
         before_id=cursor, limit=limit, **filters)
 
 
+QUEUE_STATES = store.QUEUE_STATES
+
+
+def review_queue(db, user: access.User, *, limit: int, after_id=None, newest_first=False,
+                 states=store.QUEUE_STATES, **filters) -> list:
+    """What waits in the caller's grids: pending and conflicting submissions, and returned
+    ones not yet corrected; oldest first unless ``newest_first``. ``filters``: grid
+    (a prefix), record_type, worker, since and until (stored timestamps or dates)."""
+    return store.review_queue(db, prefixes=access.prefixes(user), states=states,
+                              after_id=after_id, newest_first=newest_first, limit=limit,
+                              **filters)
+
+
+def queue_counts(db, user: access.User, **filters) -> dict:
+    """state -> how many of the queue's submissions (with the same filters) are in it."""
+    return store.queue_counts(db, prefixes=access.prefixes(user), **filters)
+
+
+def photos(db, submissions: list) -> dict:
+    """submission id -> its photos, for submissions the caller has already read."""
+    return store.photos_of(db, [s["id"] for s in submissions])
+
+
+def photo_file(db, user: access.User, photo_dir, submission_id: int, sha256: str) -> tuple:
+    """(path, content type) of a photo of a submission the caller may read."""
+    get_submission(db, user, submission_id)
+    photo = store.get_photo(db, submission_id, sha256)
+    path = photo_path(photo_dir, photo["sha256"]) if photo else None
+    if path is None or not path.is_file():
+        raise NotFound(sha256)
+    return path, photo["content_type"]
+
+
+# --- grids and the audit log, read ----------------------------------------------------
+
+def list_grids(db, user: access.User, *, under=None, after=None, limit=100) -> list:
+    return store.list_grids(db, access.prefixes(user), under, after, limit)
+
+
+def get_grid(db, user: access.User, code: str) -> dict:
+    row = store.get_grid(db, code) if is_grid_code(code) else None
+    if row is None or not access.in_scope(user, code):
+        raise NotFound(code)
+    return row
+
+
+def import_grids(db, actor: str, cells: dict, area_names: dict, source: str) -> dict:
+    """Add or update grid cells (``grids.read_geojson``'s, already checked whole) and
+    the names of their areas; one transaction, audited."""
+    at = clock.iso(clock.now())
+    with store.write(db):
+        added, changed = store.upsert_grids(
+            db, [(code, grid.name, shapely.to_geojson(grid.geometry))
+                 for code, grid in sorted(cells.items())], at)
+        renamed = store.upsert_area_names(db, area_names, at)
+        figures = {"grids": len(cells), "added": added, "changed": changed,
+                   "area_names": renamed}
+        store.audit(db, [(at, actor, "grids_import", "grids", None,
+                          {"file": source, **figures})])
+    return figures
+
+
+def audit_log(db, *, limit: int, before_id=None, **filters) -> list:
+    """Newest first; ``filters``: actor, action, object_type, object_id, since."""
+    return store.list_audit(db, before_id=before_id, limit=limit, **filters)
+
+
 # --- confirm --------------------------------------------------------------------------
 
+def check_note(note: str | None):
+    if note is not None and (len(note) > MAX_NOTE or not NOTE_TEXT.match(note)):
+        raise BadNote(note[:40])
+
+
 def check_review(action: str, note: str | None):
+    check_note(note)
     if action in NOTE_REQUIRED and not (note or "").strip():
         raise NoteRequired(action)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from .. import clock, store
+from .. import clock, workflow
 from . import Blueprint, authenticated, cursor_value, db, page
 from .schemas import AuditList, AuditListArgs
 
@@ -20,6 +20,6 @@ class Audit(MethodView):
         filters = {k: args.get(k) for k in ("actor", "action", "object_type", "object_id")}
         if "since" in args:
             filters["since"] = clock.iso(args["since"])
-        rows = store.list_audit(db(), before_id=cursor_value(args), limit=args["limit"] + 1,
-                                **filters)
+        rows = workflow.audit_log(db(), before_id=cursor_value(args), limit=args["limit"] + 1,
+                                  **filters)
         return page(rows, args["limit"], lambda row: row["id"])

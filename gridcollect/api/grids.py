@@ -6,8 +6,7 @@ import json
 import flask
 from flask.views import MethodView
 
-from .. import access, schema_export, store
-from ..grids import is_grid_code
+from .. import schema_export, workflow
 from . import (
     ApiError,
     Blueprint,
@@ -31,10 +30,10 @@ def _grid(row, geometry=True) -> dict:
 
 
 def grid_in_scope(code: str) -> dict:
-    row = store.get_grid(db(), code) if is_grid_code(code) else None
-    if row is None or not access.in_scope(current_user(), code):
-        raise ApiError("not_found")
-    return row
+    try:
+        return workflow.get_grid(db(), current_user(), code)
+    except workflow.NotFound:
+        raise ApiError("not_found") from None
 
 
 @blp.route("/grids")
@@ -44,8 +43,8 @@ class Grids(MethodView):
     @blp.response(200, GridList)
     def get(self, args):
         """Grids in the caller's scope, by code; ``under`` narrows to a prefix."""
-        rows = store.list_grids(db(), access.prefixes(current_user()), args.get("under"),
-                                cursor_value(args, "grid"), args["limit"] + 1)
+        rows = workflow.list_grids(db(), current_user(), under=args.get("under"),
+                                   after=cursor_value(args, "grid"), limit=args["limit"] + 1)
         result = page(rows, args["limit"], lambda row: row["code"])
         result["items"] = [_grid(row, args["geometry"]) for row in result["items"]]
         return result

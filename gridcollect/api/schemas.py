@@ -12,15 +12,20 @@ from ..merge import CONFLICTS
 from ..monitor import LEVELS
 from ..grids import PREFIX
 from ..standards import RECORD_TYPES
-from ..workflow import ACTIONS, MOVE_DECISIONS, REVIEW_ACTIONS, STATES
+from ..workflow import (
+    ACTIONS,
+    MAX_BATCH,
+    MAX_NOTE,
+    MOVE_DECISIONS,
+    NOTE_TEXT,
+    REVIEW_ACTIONS,
+    STATES,
+)
 
-MAX_BATCH = 500
 MAX_CLIENT_ID, MAX_GRID_CODE, MAX_TIMESTAMP = 100, 64, 40  # characters
 MAX_ID = 2 ** 53  # what every JSON client can hold exactly
 PRINTABLE = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+\Z")
 # notes are written by people: line breaks and tabs are fine, other controls are not
-NOTE_TEXT = re.compile(r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-                       r"\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]*\Z")
 # the same rules as the OpenAPI document states them (ECMA-262 regular expressions)
 DOC_PATTERNS = {
     PRINTABLE: r"^[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]+$",
@@ -367,7 +372,7 @@ class SubmissionListArgs(SmallPageArgs):
 def _note_field() -> fields.String:
     """A reviewer's note: what the worker (or the other grid) reads."""
     return fields.String(load_default=None, allow_none=True, validate=[
-        validate.Length(max=2000),
+        validate.Length(max=MAX_NOTE),
         validate.Regexp(NOTE_TEXT, error="Must be text without control or bidi characters.")],
         metadata=_documented(NOTE_TEXT))
 
@@ -566,7 +571,7 @@ class FieldErrorArgs(Schema):
 
 class NewRelease(Schema):
     note = fields.String(required=True, validate=[
-        validate.Length(1, 2000), validate.Regexp(NOTE_TEXT, error="Must be plain text.")],
+        validate.Length(1, MAX_NOTE), validate.Regexp(NOTE_TEXT, error="Must be plain text.")],
         metadata=_documented(NOTE_TEXT))
 
 

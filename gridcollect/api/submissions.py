@@ -4,7 +4,7 @@ from __future__ import annotations
 import flask
 from flask.views import MethodView
 
-from .. import clock, store, workflow
+from .. import clock, workflow
 from . import (
     ApiError,
     Blueprint,
@@ -32,7 +32,7 @@ PHOTO_TYPES = (workflow.JPEG, workflow.PNG)
 
 def dump(submissions: list) -> list:
     """Submissions as the API shows them, with their review and photos."""
-    photos = store.photos_of(db(), [s["id"] for s in submissions])
+    photos = workflow.photos(db(), submissions)
     out = []
     for s in submissions:
         item = {k: s[k] for k in Submission().fields if k in s}
@@ -135,15 +135,12 @@ class PhotoFile(MethodView):
         for kind in ("image/jpeg", "image/png")}}})
     def get(self, submission_id, sha256):
         """The image itself."""
-        _get(submission_id)
-        photo = store.get_photo(db(), submission_id, sha256)
-        if photo is None:
-            raise ApiError("not_found")
-        path = workflow.photo_path(runtime().photo_dir, photo["sha256"])
-        if not path.is_file():
-            raise ApiError("not_found")
-        response = flask.send_file(path, mimetype=photo["content_type"], max_age=86400,
-                                   etag=photo["sha256"])
+        try:
+            path, content_type = workflow.photo_file(db(), current_user(), runtime().photo_dir,
+                                                     submission_id, sha256)
+        except workflow.NotFound:
+            raise ApiError("not_found") from None
+        response = flask.send_file(path, mimetype=content_type, max_age=86400, etag=sha256)
         # it never changes, but it is personal: the phone may keep it, a proxy may not
         response.cache_control.public = False
         response.cache_control.private = True

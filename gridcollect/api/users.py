@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from .. import accounts, store
+from .. import accounts
 from . import ApiError, Blueprint, authenticated, current_user, db, runtime
 from .schemas import NewUser, Revoked, Unlocked, User, UserChange, UserList
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users (admin)")
-
-
-def _public(row) -> dict:
-    return {k: row[k] for k in ("username", "role", "scope", "unmasked", "disabled")}
 
 
 @blp.route("/users")
@@ -21,7 +17,7 @@ class Users(MethodView):
     @blp.response(200, UserList)
     def get(self):
         """Every user."""
-        return {"items": [_public(row) for row in store.list_users(db())], "next": None}
+        return {"items": accounts.list_users(db()), "next": None}
 
     @authenticated("manage_users")
     @blp.arguments(NewUser)
@@ -29,7 +25,7 @@ class Users(MethodView):
     @blp.alt_response(409, schema="Error", description="the username is taken (user_exists)")
     def post(self, new):
         """Add a user."""
-        if store.get_user(db(), new["username"]) is not None:
+        if accounts.get_user(db(), new["username"]) is not None:
             raise ApiError("user_exists", username=new["username"])
         try:
             accounts.add_user(db(), current_user().username, new["username"], new["role"],
@@ -37,7 +33,7 @@ class Users(MethodView):
                               runtime().account_settings.scrypt_n)
         except accounts.AccountError as exc:
             raise ApiError("bad_account", detail=str(exc)) from None
-        return _public(store.get_user(db(), new["username"]))
+        return accounts.get_user(db(), new["username"])
 
 
 @blp.route("/users/<username>")
@@ -46,10 +42,10 @@ class UserResource(MethodView):
     @blp.response(200, User)
     def get(self, username):
         """One user."""
-        row = store.get_user(db(), username)
+        row = accounts.get_user(db(), username)
         if row is None:
             raise ApiError("not_found")
-        return _public(row)
+        return row
 
     @authenticated("manage_users")
     @blp.arguments(UserChange)
@@ -64,7 +60,7 @@ class UserResource(MethodView):
             raise ApiError("not_found") from None
         except accounts.AccountError as exc:
             raise ApiError("bad_account", detail=str(exc)) from None
-        return _public(store.get_user(db(), username))
+        return accounts.get_user(db(), username)
 
 
 @blp.route("/users/<username>/revoke-tokens")

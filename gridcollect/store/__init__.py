@@ -69,6 +69,7 @@ from .monitor import (  # noqa: F401
     monitor_workers,
     oldest_pending,
     review_times,
+    submissions_per_day,
 )
 from .records import (  # noqa: F401
     HISTORY_COLUMNS,
@@ -99,6 +100,7 @@ from .releases import (  # noqa: F401
     write_release_file,
 )
 from .submissions import (  # noqa: F401
+    QUEUE_STATES,
     SUBMISSION_COLUMNS,
     add_invalid_attempts,
     add_photo,
@@ -112,5 +114,7 @@ from .submissions import (  # noqa: F401
     list_submissions,
     merged_in_order,
     photos_of,
+    queue_counts,
+    review_queue,
     set_reviews,
 )

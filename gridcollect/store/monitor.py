@@ -74,3 +74,19 @@ def frequent_field_errors(db, areas, record_type=None, limit=50) -> list:
         f"SELECT record_type, field, code, sum(count) AS count FROM monitor_field_errors"
         f" WHERE {where} GROUP BY 1, 2, 3 ORDER BY count DESC, 1, 2, 3 LIMIT ?",
         params + [limit]))
+
+
+def submissions_per_day(db, prefixes, since: str) -> list:
+    """``(day, state, count)`` of the submissions received since ``since`` in the areas
+    under ``prefixes``: one covering-index range per state (state, grid_code,
+    received_at), never the rows themselves."""
+    from .base import _scope_sql
+    from .migrations import STATE_COLUMNS
+    scope, params = _scope_sql("grid_code", prefixes)
+    out = []
+    for state in STATE_COLUMNS:
+        out += [(day, state, count) for day, count in db.execute(
+            f"SELECT substr(received_at, 1, 10), count(*) FROM submissions"
+            f" WHERE state = ? AND {scope} AND received_at >= ? GROUP BY 1",
+            [state, *params, since])]
+    return sorted(out)

@@ -103,6 +103,46 @@ def list_submissions(db, *, prefixes, worker=None, state=None, grid=None, record
         f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id DESC LIMIT ?", params + [limit])]
 
 
+# the states a supervisor's review queue holds; a returned one until it is corrected
+QUEUE_STATES = ("pending", "conflict", "returned")
+_UNCORRECTED = "NOT EXISTS (SELECT 1 FROM submissions c WHERE c.replaces = s.id)"
+
+
+def _queue_where(prefixes, states, grid, record_type, worker, since, until) -> tuple:
+    parts = [f"s.state = '{state}'" + (f" AND {_UNCORRECTED}" if state == "returned" else "")
+             for state in QUEUE_STATES if state in states]
+    where, params = _list_where("s.grid_code", prefixes, grid, (
+        ("s.record_type = ?", record_type), ("s.worker = ?", worker),
+        ("s.received_at >= ?", since), ("s.received_at < ?", until)))
+    return f"{where} AND ({' OR '.join(f'({p})' for p in parts) or '0'})", params
+
+
+def review_queue(db, *, prefixes, states=QUEUE_STATES, grid=None, record_type=None,
+                 worker=None, since=None, until=None, after_id=None, newest_first=False,
+                 limit=50) -> list:
+    """Submissions waiting for a supervisor (or, returned, for their worker's
+    correction), oldest first unless ``newest_first``; ``after_id`` pages on."""
+    where, params = _queue_where(prefixes, states, grid, record_type, worker, since, until)
+    if after_id is not None:
+        where += " AND s.id " + ("< ?" if newest_first else "> ?")
+        params.append(after_id)
+    order = "DESC" if newest_first else "ASC"
+    return [_submission(row) for row in db.query(
+        f"{_SUBMISSION_SELECT} WHERE {where} ORDER BY s.id {order} LIMIT ?",
+        params + [limit])]
+
+
+def queue_counts(db, *, prefixes, grid=None, record_type=None, worker=None, since=None,
+                 until=None) -> dict:
+    """state -> how many submissions of the queue's filters are in it."""
+    where, params = _queue_where(prefixes, QUEUE_STATES, grid, record_type, worker, since,
+                                 until)
+    counts = dict.fromkeys(QUEUE_STATES, 0)
+    counts.update(db.execute(f"SELECT s.state, count(*) FROM submissions s WHERE {where}"
+                             f" GROUP BY s.state", params).fetchall())
+    return counts
+
+
 def awaiting_correction(db, worker) -> dict:
     """(record_type, natural_key) -> id of the worker's latest returned, uncorrected
     submission of that record."""
