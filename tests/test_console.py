@@ -384,7 +384,7 @@ class Inline(html.parser.HTMLParser):
 
 
 def _every_page(browser, sid, release_id):
-    return ["/console/login", "/console/queue", f"/console/submissions/{sid}",
+    return ["/console/", "/console/login", "/console/queue", f"/console/submissions/{sid}",
             "/console/monitor", "/console/monitor?under=420502001002",
             f"/console/monitor?under={GRID_CODE}", "/console/records",
             "/console/records?type=event", f"/console/records/person/{id_number(1)}",
@@ -394,14 +394,26 @@ def _every_page(browser, sid, release_id):
             "/console/no-such-page", "/console/submissions/999999"]
 
 
-def test_every_page_has_the_security_headers_and_no_inline_script(browse, login):
+# console rules answered with something other than a page, each tested on its own
+NOT_PAGES = {"console.static", "console.photo", "console.release_table",
+             "console.release_dictionary", "console.logout", "console.review_selected",
+             "console.review_one"}
+
+
+def test_every_page_has_the_security_headers_and_no_inline_script(app, browse, login):
     send_and_confirm(login, "h1", person(1))
     sid = _pending(login, "h2", person(1), base_version=1)
     release_id = login("admin").post("/api/v1/releases", json={"note": "周报"}).json["id"]
     admin = browse("admin")
-    for path in _every_page(admin, sid, release_id):
+    pages = _every_page(admin, sid, release_id)
+    adapter = app.url_map.bind("localhost")
+    opened = {adapter.match(path.split("?")[0])[0] for path in pages
+              if "no-such" not in path}
+    assert {rule.endpoint for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith("console.")} - opened == NOT_PAGES
+    for path in pages:
         response = admin.get(path)
-        assert response.status_code in (200, 404), path
+        assert response.status_code in (200, 302, 404), path
         csp = response.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
         assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
@@ -409,7 +421,7 @@ def test_every_page_has_the_security_headers_and_no_inline_script(browse, login)
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "no-referrer"
         assert response.headers["Cache-Control"] == "no-store", path
-        assert response.mimetype == "text/html"
+        assert response.mimetype == "text/html" or response.status_code == 302
         parser = Inline()
         parser.feed(response.text)
         assert parser.found == [], (path, parser.found)
@@ -505,6 +517,9 @@ def test_an_analyst_creates_a_release_and_downloads_every_table(browse, login):
             url = f"/console/releases/{release_id}/tables/{record_type}.{fmt}"
             assert f'href="{url}"' in page
             assert analyst.get(url).status_code == 200
+    dictionary = analyst.get(f"/console/releases/{release_id}/dictionary.json")
+    assert dictionary.status_code == 200 and "id_number" in {
+        c["column"] for c in dictionary.json["tables"]["person"]}
     assert analyst.post("/console/releases", {"note": "   "}).status_code == 400
     assert browse("sup").post("/console/releases", {"note": "x"}).status_code == 403
     audit = login("admin").get("/api/v1/audit?action=export&actor=analyst").json["items"]

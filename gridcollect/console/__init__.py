@@ -21,7 +21,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from .. import access, accounts, clock
-from . import i18n
+from . import i18n, pictures
 
 SESSION_COOKIE = "gc_session"
 LANG_COOKIE = "gc_lang"
@@ -153,7 +153,8 @@ def _part(message):
 @blp.app_context_processor
 def _globals():
     return {"t": t, "lang": lang, "html_lang": i18n.HTML_LANG[lang()], "user": user(),
-            "csrf_token": csrf_token, "url_with": url_with, "may": may}
+            "csrf_token": csrf_token, "url_with": url_with, "may": may,
+            "cells_svg": pictures.cells_svg}
 
 
 @blp.after_request

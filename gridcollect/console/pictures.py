@@ -7,7 +7,9 @@ import datetime
 import json
 import math
 
+import numpy
 import shapely
+from markupsafe import Markup, escape
 
 WIDTH, HEIGHT, PAD = 640, 440, 8
 
@@ -43,17 +45,22 @@ class Projection:
         return (round(PAD + (lon - self.minx) * self.kx * self.scale, 1),
                 round(PAD + (self.maxy - lat) * self.scale, 1))
 
-    def path(self, geometry) -> str:
-        parts = []
-        for polygon in getattr(geometry, "geoms", [geometry]):
-            for ring in [polygon.exterior, *polygon.interiors]:
-                points = [self.point(x, y) for x, y in ring.coords[:-1]]
-                parts.append("M" + "L".join(f"{x:g},{y:g}" for x, y in points) + "Z")
-        return "".join(parts)
-
-
-def _geometry(text):
-    return shapely.from_geojson(text) if text else None
+    def paths(self, geometries) -> list:
+        """The SVG path of each (Multi)Polygon, all of them projected at once: a
+        district's thousand cells cost one pass over their coordinates."""
+        parts, of_geometry = shapely.get_parts(geometries, return_index=True)
+        rings, of_part = shapely.get_rings(parts, return_index=True)
+        coords, of_ring = shapely.get_coordinates(rings, return_index=True)
+        xs = numpy.round(PAD + (coords[:, 0] - self.minx) * self.kx * self.scale, 1)
+        ys = numpy.round(PAD + (self.maxy - coords[:, 1]) * self.scale, 1)
+        points = [f"{x:g},{y:g}" for x, y in zip(xs.tolist(), ys.tolist())]
+        ends = numpy.flatnonzero(numpy.diff(of_ring)).tolist() + [len(points) - 1]
+        out = [""] * len(geometries)
+        start, owner = 0, of_geometry[of_part].tolist()
+        for ring, end in enumerate(ends):  # a ring's last point repeats its first
+            out[owner[ring]] += "M" + "L".join(points[start:end]) + "Z"
+            start = end + 1
+        return out
 
 
 def grid_map(grids: list, figures: dict, colour_by: str, now: datetime.datetime,
@@ -61,25 +68,39 @@ def grid_map(grids: list, figures: dict, colour_by: str, now: datetime.datetime,
     """The shapes of a map of ``grids`` (rows with code, name, geometry GeoJSON):
     each coloured by its backlog or by how long its oldest pending submission has
     waited (``figures``: code -> monitor figures). ``marker``: (lon, lat) to pin."""
-    shapes = [(g, _geometry(g["geometry"])) for g in grids]
-    shapes = [(g, geom) for g, geom in shapes if geom is not None and not geom.is_empty]
-    if not shapes:
+    grids = [g for g in grids if g["geometry"]]
+    geometries = shapely.from_geojson([g["geometry"] for g in grids]) if grids else []
+    keep = [i for i, geom in enumerate(geometries) if not geom.is_empty]
+    if not keep:
         return None
-    bounds = shapely.total_bounds([geom for _, geom in shapes]
+    grids, geometries = [grids[i] for i in keep], geometries[keep]
+    bounds = shapely.total_bounds(list(geometries)
                                   + ([shapely.Point(marker)] if marker else []))
     projection = Projection(bounds)
-    tolerance = max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 2000
+    if len(grids) > 50:  # a district's cells: fewer points, the same picture
+        tolerance = max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 2000
+        geometries = shapely.simplify(geometries, tolerance, preserve_topology=True)
     out = []
-    for grid, geom in shapes:
-        if len(shapes) > 50:  # a district's thousand cells: fewer points, same picture
-            geom = shapely.simplify(geom, tolerance, preserve_topology=True)
-        figure = figures.get(grid["code"])
-        value, fill = _colour(figure, colour_by, now)
-        out.append({"code": grid["code"], "name": grid["name"], "d": projection.path(geom),
-                    "fill": fill, "value": value})
+    for grid, path in zip(grids, projection.paths(geometries)):
+        value, fill = _colour(figures.get(grid["code"]), colour_by, now)
+        out.append({"code": grid["code"], "name": grid["name"], "d": path, "fill": fill,
+                    "value": value})
     pin = projection.point(*marker) if marker else None
     return {"width": projection.width, "height": projection.height, "shapes": out,
             "pin": pin}
+
+
+def cells_svg(shapes: list, link: str | None = None) -> Markup:
+    """The ``<path>`` of every cell, each titled with its code and name (escaped) and,
+    with ``link``, a link to ``link + code``: built here, not in a template loop, as a
+    district has a thousand of them."""
+    parts = []
+    for shape in shapes:
+        value = "" if shape["value"] is None else f" · {shape['value']}"
+        path = (f'<path d="{shape["d"]}" fill="{shape["fill"]}" class="cell"><title>'
+                f'{shape["code"]} {escape(shape["name"])}{value}</title></path>')
+        parts.append(f'<a href="{escape(link)}{shape["code"]}">{path}</a>' if link else path)
+    return Markup("".join(parts))
 
 
 def _colour(figure, colour_by, now) -> tuple:

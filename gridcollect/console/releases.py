@@ -13,6 +13,7 @@ from .review import _row_id
 
 log = logging.getLogger("gridcollect")
 ROWS = 50
+CODE_LIMIT = 200  # codes of a table shown on the page (GB/T 2260 has thousands)
 
 
 @blp.route("/releases", methods=["GET", "POST"])
@@ -61,8 +62,20 @@ def release(release_id):
     found = _release(release_id)
     dictionary = releases.read_dictionary(releases.file_path(found))
     return render("console/release.html", r=found, dictionary=dictionary,
+                  code_limit=CODE_LIMIT,
                   record_types=RECORD_TYPES, formats=list(releases.FORMATS),
                   created=flask.request.args.get("created"))
+
+
+@blp.route("/releases/<id:release_id>/dictionary.json")
+@page("read_releases")
+def release_dictionary(release_id):
+    found = _release(release_id)
+    response = flask.jsonify({"release": release_id,
+                              **releases.read_dictionary(releases.file_path(found))})
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="release-{release_id}-dictionary.json"')
+    return response
 
 
 @blp.route(f"/releases/<id:release_id>/tables/<any({', '.join(RECORD_TYPES)}):record_type>"
