@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import shapely
 from shapely.geometry import shape
 
+from .checks import check_plain_text
+
 GRID_CODE = re.compile(r"[0-9]{15}\Z")
 PREFIX = re.compile(r"([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})\Z")
 
@@ -122,14 +124,19 @@ def _feature(feature) -> tuple:
     name = properties.get("name")
     if not isinstance(name, str) or not name.strip():
         raise GridFileError(f" ({code}): properties.name must be the grid's name")
+    if check_plain_text(name, None, None):
+        raise GridFileError(f" ({code}): properties.name contains control or invisible "
+                            f"characters (a bidi override would make it read otherwise)")
     areas = {}
     for key, length in AREA_PROPERTIES:
         value = properties.get(key)
         if value is None:
             continue
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip() or check_plain_text(
+                value, None, None):
             raise GridFileError(f" ({code}): properties.{key}, if given, must be the name "
-                                f"of {key} {code[:length]}")
+                                f"of {key} {code[:length]}, without control or invisible "
+                                f"characters")
         areas[code[:length]] = value.strip()
     geometry = feature.get("geometry")
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon",

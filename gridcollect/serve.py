@@ -164,8 +164,8 @@ def serve(*, db_path: str, host: str, port: int, workers: int, threads: int, dem
     shown = f"[{host}]" if ":" in host else host
 
     def when_ready(arbiter):
-        print(f"gridcollect serving http://{shown}:{port}/api/v1 (browsable API: "
-              f"/api/v1/docs) with {workers} workers", flush=True)
+        print(f"gridcollect serving http://{shown}:{port}/ (console: /console/, API: "
+              f"/api/v1, browsable API: /api/v1/docs) with {workers} workers", flush=True)
 
     util.write_error = write_error  # the workers are forked from here: they inherit it
     Server(config, {

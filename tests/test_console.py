@@ -315,6 +315,19 @@ def test_a_conflict_shows_the_change_in_between_and_can_be_forced(browse, login)
     assert record["data"]["phone"] == "13907175555" and record["version"] == 3
 
 
+def test_a_location_is_drawn_inside_its_grid(browse, login):
+    house = {"house_code": f"{GRID_CODE}-012-01-0302", "address": "演示街道12栋1单元302室",
+             "usage": "1", "location": {"lat": 30.70, "lon": 111.29}}
+    sid = _pending(login, "loc", house, record_type="house")
+    page = browse("sup").get(f"/console/submissions/{sid}").text
+    svg = page[page.index('<svg class="map"'):page.index("</svg>")]
+    width, height = map(float, re.search(r'viewBox="0 0 ([0-9.]+) ([0-9.]+)"', svg).groups())
+    x, y = map(float, re.search(r'<circle cx="([0-9.]+)" cy="([0-9.]+)" r="7"', svg).groups())
+    # the grid is 111.28-111.30 by 30.69-30.71: its centre is the middle of the picture
+    assert abs(x - width / 2) < 1 and abs(y - height / 2) < 1
+    assert 'class="cell"' in svg and "30.7, 111.29" in page
+
+
 def test_reviewing_one_goes_on_to_the_next_in_the_queue(browse, login):
     first, second = _pending(login, "n1"), _pending(login, "n2", person(2))
     sup = browse("sup")
@@ -577,6 +590,12 @@ def test_a_grid_file_with_a_broken_feature_is_refused_whole_with_each_problem(br
     response = upload([good])
     assert response.status_code == 200 and "1 个网格：新增 1" in response.text
     assert "/tmp" not in upload([bad]).text  # named by the file chosen, not a server path
+    # a name that would read otherwise (U+202E reverses what follows) or hides a NUL
+    for name in ("网格\u202e区一", "网格\x00"):
+        sneaky = {**good, "properties": {"code": "420502003001002", "name": name}}
+        response = upload([sneaky])
+        assert response.status_code == 400
+        assert "properties.name contains control or invisible characters" in response.text
 
 
 def test_the_effective_standard_of_a_grid_and_the_audit_log(browse, login):

@@ -34,7 +34,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed: apt-get install chromium"
+    if not os.path.exists(CHROMIUM):
+        message = "Debian's chromium is needed: apt-get install chromium fonts-wqy-microhei"
+        if os.environ.get("CI"):  # .ci/run installs it: there the journeys always run
+            pytest.fail(message)
+        pytest.skip(message + " (CI runs these tests always)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=["--no-sandbox", "--disable-gpu"])
