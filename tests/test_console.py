@@ -174,6 +174,7 @@ def test_the_sign_in_form_needs_its_own_token(app):
 
 PAGES = {  # page -> roles that may open it
     "/console/queue": {"supervisor", "admin"},
+    "/console/moves": {"supervisor", "admin"},
     "/console/monitor": {"supervisor", "admin"},
     "/console/records": {"worker", "supervisor", "analyst", "admin"},
     "/console/releases": {"analyst", "admin"},
@@ -341,6 +342,30 @@ def test_reviewing_one_goes_on_to_the_next_in_the_queue(browse, login):
     assert "驳回和退回必须填写备注" in sup.get(response.headers["Location"]).text
 
 
+def test_the_grid_a_record_is_in_accepts_or_refuses_its_move(browse, login):
+    send_and_confirm(login, "mv1", person(1), worker="wfar", grid_code=GRID_FAR,
+                     supervisor="supfar")
+    moving = _pending(login, "mv2", person(1, name="李伟"))
+    sup = browse("sup")
+    sup.post(f"/console/submissions/{moving}/review", {"action": "confirm"})
+    assert login("sup").get(f"/api/v1/submissions/{moving}").json["state"] == "awaiting_move"
+    assert "没有内容" in sup.get("/console/moves").text  # not sup's to decide
+    far = browse("supfar")
+    page = far.get("/console/moves").text
+    assert f'action="/console/moves/{moving}"' in page and GRID_CODE in page
+    response = far.post(f"/console/moves/{moving}", {"action": "refuse"})
+    assert "problem=note_required" in response.headers["Location"]
+    assert sup.post(f"/console/moves/{moving}", {"action": "accept"}).status_code == 404
+    response = far.post(f"/console/moves/{moving}", {"action": "accept"})
+    assert "done=accepted" in response.headers["Location"]
+    assert "已同意：记录已迁出" in far.get(response.headers["Location"]).text
+    record = login("sup").get(f"/api/v1/records/person/{id_number(1)}").json
+    assert record["grid_code"] == GRID_CODE and record["data"]["name"] == "李伟"
+    again = far.post(f"/console/moves/{moving}", {"action": "refuse", "note": "晚了"})
+    assert "problem=decided" in again.headers["Location"]
+    assert "该请求已处理或已撤回" in far.get(again.headers["Location"]).text
+
+
 def test_a_note_with_bidi_controls_is_refused(browse, login):
     sid = _pending(login, "bidi")
     response = browse("sup").post(f"/console/submissions/{sid}/review", {
@@ -397,7 +422,8 @@ class Inline(html.parser.HTMLParser):
 
 
 def _every_page(browser, sid, release_id):
-    return ["/console/", "/console/login", "/console/queue", f"/console/submissions/{sid}",
+    return ["/console/", "/console/login", "/console/queue", "/console/moves",
+            f"/console/submissions/{sid}",
             "/console/monitor", "/console/monitor?under=420502001002",
             f"/console/monitor?under={GRID_CODE}", "/console/records",
             "/console/records?type=event", f"/console/records/person/{id_number(1)}",
@@ -410,7 +436,7 @@ def _every_page(browser, sid, release_id):
 # console rules answered with something other than a page, each tested on its own
 NOT_PAGES = {"console.static", "console.photo", "console.release_table",
              "console.release_dictionary", "console.logout", "console.review_selected",
-             "console.review_one"}
+             "console.review_one", "console.decide_move"}
 
 
 def test_every_page_has_the_security_headers_and_no_inline_script(app, browse, login):

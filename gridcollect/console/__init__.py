@@ -154,7 +154,7 @@ def _part(message):
 def _globals():
     return {"t": t, "lang": lang, "html_lang": i18n.HTML_LANG[lang()], "user": user(),
             "csrf_token": csrf_token, "url_with": url_with, "may": may,
-            "cells_svg": pictures.cells_svg}
+            "cells_svg": pictures.cells_svg, "catalogue": i18n.CATALOGUE}
 
 
 @blp.after_request

@@ -216,3 +216,36 @@ def photo(submission_id, sha256):
     response.cache_control.public = False
     response.cache_control.private = True
     return response
+
+
+# --- moves between grids --------------------------------------------------------------
+
+@blp.route("/moves")
+@page("review")
+def moves():
+    rows = workflow.list_moves(db(), user(), PAGE + 1, _row_id(flask.request.args.get("after")))
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    return render("console/moves.html", rows=rows, next_after=rows[-1]["id"] if more else None,
+                  done=flask.request.args.get("done"), problem=flask.request.args.get("problem"))
+
+
+@blp.route("/moves/<id:submission_id>", methods=["POST"])
+@page("review")
+def decide_move(submission_id):
+    form = flask.request.form
+    action = form.get("action")
+    if action not in workflow.MOVE_DECISIONS:
+        raise PageError(400)
+    back = flask.url_for("console.moves")
+    try:
+        decided = workflow.decide_move(db(), user(), submission_id, action, form.get("note"))
+    except workflow.NotFound:
+        raise PageError(404) from None
+    except workflow.NoteRequired:
+        return flask.redirect(_with(back, problem="note_required"), 303)
+    except workflow.BadNote:
+        raise PageError(400) from None
+    except workflow.NotOpen:
+        return flask.redirect(_with(back, problem="decided"), 303)
+    return flask.redirect(_with(back, done=decided["state"]), 303)
