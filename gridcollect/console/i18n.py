@@ -164,7 +164,8 @@ CATALOGUE = {
                              "Grid {grid} and where it was collected"),
     # moves between grids
     "moves.title": ("迁移请求", "Move requests"),
-    "moves.help": ("其他网格确认的提交会把您网格中的记录迁往那里：同意后记录迁出，拒绝时该提交被驳回（需填写备注）",
+    "moves.help": ("其他网格确认的提交会把您网格中的记录迁往那里："
+                   "同意后记录迁出，拒绝时该提交被驳回（需填写备注）",
                    "Entries confirmed in another grid would move a record of yours there: "
                    "accept and it moves; refuse (with a note) and the entry is rejected"),
     "moves.from": ("记录所在网格", "Record's grid"),
