@@ -8,10 +8,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 
-from . import clock, logs, store
+from . import access, clock, logs, store
 from .access import ROLES, User
 from .grids import is_prefix
 
@@ -90,8 +92,10 @@ def _dummy_hash(n):
 
 # --- logging in --------------------------------------------------------------------
 
-def login(db, username: str, password: str, address: str, settings: Settings) -> tuple:
-    """``(token, expires_at, User)``; raises Throttled or BadCredentials.
+def login(db, username: str, password: str, address: str, settings: Settings,
+          issue_token: bool = True) -> tuple:
+    """``(token, expires_at, User)``; raises Throttled or BadCredentials. Without
+    ``issue_token`` (HTTP Basic, ``verify``) the token and its expiry are None.
 
     An attempt is counted, in flight, in the transaction that checks the limits,
     before its (slow) password hash is computed: parallel guesses cannot slip
@@ -132,13 +136,110 @@ def login(db, username: str, password: str, address: str, settings: Settings) ->
         if unchanged:
             store.delete_login_attempt(db, reserved)
             store.clear_login_failures(db, f"user:{name}")
-            token = secrets.token_urlsafe(32)
-            expires_at = clock.iso(now + settings.token_ttl)
-            store.insert_token(db, token_hash(token), username, at, expires_at)
-            store.audit(db, [(at, username, "login", "user", username, {"address": address})])
+            token = expires_at = None
+            if issue_token:
+                token = secrets.token_urlsafe(32)
+                expires_at = clock.iso(now + settings.token_ttl)
+                store.insert_token(db, token_hash(token), username, at, expires_at)
+            store.audit(db, [(at, username, "login", "user", username, {"address": address}
+                              if issue_token else {"address": address, "via": "basic"})])
     if not unchanged:  # the password or the account changed while the hash was computed
         raise _failure(db, at, name, address, reserved)
     return token, expires_at, User.from_row(current)
+
+
+class _Recent:
+    """Basic passwords checked recently, so that a phone's dozen requests of one sync
+    cost one slow hash: keyed by a digest of the name, the password and the stored
+    hash (a new password misses); the user is read again each time (a disabled one is
+    refused at once)."""
+
+    TTL = 300.0  # seconds
+
+    def __init__(self):
+        self._seen, self._lock = {}, threading.Lock()
+
+    @staticmethod
+    def key(username, password, stored_hash) -> str:
+        return hashlib.sha256("\0".join((username, password, stored_hash)).encode()
+                              ).hexdigest()
+
+    def fresh(self, key) -> bool:
+        with self._lock:
+            seen = self._seen.get(key)
+        return seen is not None and time.monotonic() - seen < self.TTL
+
+    def remember(self, key):
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[key] = time.monotonic()
+
+
+_recent = _Recent()
+
+
+def verify(db, username: str, password: str, address: str, settings: Settings) -> User:
+    """The user of a username and password sent with each request (HTTP Basic, as ODK
+    Collect signs in): checked, throttled and audited as ``login`` is, no token."""
+    row = store.get_user(db, username) if USERNAME.match(username or "") else None
+    key = _Recent.key(username, password, row["password_hash"]) if row else None
+    if row is not None and not row["disabled"] and _recent.fresh(key):
+        return User.from_row(row)
+    _, _, user = login(db, username, password, address, settings, issue_token=False)
+    if key is not None:
+        _recent.remember(key)
+    return user
+
+
+# --- keys: a URL that signs a phone in -----------------------------------------------
+
+KEY_KIND = "openrosa"
+
+
+def issue_key(db, actor: str, username: str, days: int = 365) -> tuple:
+    """``(key, key id, expires_at)``: a token for an OpenRosa key URL
+    (``/openrosa/key/<key>``), which a QR code puts into ODK Collect. Revoked like any
+    token (``revoke_key``, or all of the user's with ``revoke_tokens``)."""
+    now = clock.now()
+    at, expires_at = clock.iso(now), clock.iso(now + datetime.timedelta(days=days))
+    key = secrets.token_urlsafe(32)
+    digest = token_hash(key)
+    with store.write(db):
+        row = store.get_user(db, username)
+        if row is None:
+            raise LookupError(username)
+        if not access.allowed(User.from_row(row), "submit"):
+            raise AccountError(f"a {row['role']} does not collect: keys are for workers")
+        store.insert_token(db, digest, username, at, expires_at, kind=KEY_KIND)
+        store.audit(db, [(at, actor, "key_issue", "user", username,
+                          {"key_id": digest[:KEY_ID], "expires_at": expires_at})])
+    return key, digest[:KEY_ID], expires_at
+
+
+KEY_ID = 12  # hex characters of the key's hash that name it
+
+
+def list_keys(db, username: str) -> list:
+    if store.get_user(db, username) is None:
+        raise LookupError(username)
+    return [{"key_id": row["token_hash"][:KEY_ID], "created_at": row["created_at"],
+             "expires_at": row["expires_at"], "revoked_at": row["revoked_at"]}
+            for row in store.list_tokens(db, username, KEY_KIND)]
+
+
+def revoke_key(db, actor: str, username: str, key_id: str) -> bool:
+    """False when the user has no such key (or it was revoked already)."""
+    at = clock.iso(clock.now())
+    if not re.fullmatch(f"[0-9a-f]{{{KEY_ID}}}", key_id or ""):
+        key_id = ""  # no key has it: nothing is revoked, and the LIKE below sees no wildcard
+    with store.write(db):
+        if store.get_user(db, username) is None:
+            raise LookupError(username)
+        revoked = key_id and store.revoke_token_by_prefix(db, username, KEY_KIND, key_id, at)
+        if revoked:
+            store.audit(db, [(at, actor, "key_revoke", "user", username, {"key_id": key_id})])
+    return bool(revoked)
 
 
 def _failure(db, at, name, address, reserved) -> BadCredentials:

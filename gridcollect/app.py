@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import accounts, clock, compression, console, errors, releases, store, workflow
+from . import accounts, clock, compression, console, errors, openrosa, releases, store, workflow
 from .api import ApiError, blueprints
 from .api.refusals import RefusalsPlugin
 from .api.schemas import Error, Timestamp, TooManyItems
@@ -155,6 +155,7 @@ def create_app(config=None) -> flask.Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(_docs_assets())
     app.register_blueprint(console.blp)
+    app.register_blueprint(openrosa.blp)
     app.add_url_rule("/", "home", lambda: flask.redirect("/console/"))
     # the browsable API with a trailing slash too, as people type it
     app.add_url_rule("/api/v1/docs/", "docs_slash",
@@ -197,6 +198,9 @@ def _limit_body():
     request.max_content_length = limit
     if request.blueprint == "console":
         return  # HTML forms, parsed (and limited) by werkzeug; the console answers in pages
+    if request.blueprint == "openrosa":  # a form's XML and its photo, multipart
+        request.max_content_length = config["MAX_PHOTO_BYTES"] + openrosa.MAX_INSTANCE_BYTES
+        return
     if request.method not in ("POST", "PUT", "PATCH") or not (
             request.content_length or request.headers.get("Transfer-Encoding")):
         return

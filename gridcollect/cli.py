@@ -416,6 +416,95 @@ def users_revoke(username, db_path):
     click.echo(f"{username}: {revoked} tokens revoked")
 
 
+@main.group()
+def keys():
+    """OpenRosa keys: server URLs that sign a worker's ODK Collect or KoboCollect in."""
+
+
+@keys.command("issue")
+@click.argument("username")
+@click.option("--url", "base_url", required=True, metavar="URL",
+              help="The server's address as phones reach it, e.g. https://grid.example.cn")
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="How long the key works.")
+@click.option("--qr", "qr_path", type=click.Path(dir_okay=False),
+              help="Also write the QR code ODK Collect scans (a PNG file).")
+@db_option
+def keys_issue(username, base_url, days, qr_path, db_path):
+    """Issue a key: prints the URL to enter in the app (shown only now)."""
+    from . import accounts
+    from .openrosa import keys as openrosa_keys
+    key, key_id, expires_at = _account_call(accounts.issue_key, _open(db_path), _actor(),
+                                            username, days)
+    url = openrosa_keys.key_url(base_url, key)
+    click.echo(f"{username}: key {key_id}, valid until {expires_at}")
+    click.echo(url)
+    if qr_path:
+        openrosa_keys.qr_png(openrosa_keys.collect_settings(url, f"gridcollect {username}"),
+                             qr_path)
+        click.echo(f"QR code for ODK Collect: {qr_path}")
+
+
+@keys.command("list")
+@click.argument("username")
+@db_option
+def keys_list(username, db_path):
+    """A user's keys: id, issued, expires, revoked."""
+    from . import accounts
+    for key in _account_call(accounts.list_keys, _open(db_path), username):
+        click.echo(f"{key['key_id']}  issued {key['created_at'][:16]}  expires "
+                   f"{key['expires_at'][:10]}"
+                   + (f"  revoked {key['revoked_at'][:16]}" if key["revoked_at"] else ""))
+
+
+@keys.command("revoke")
+@click.argument("username")
+@click.argument("key_id")
+@db_option
+def keys_revoke(username, key_id, db_path):
+    """Revoke one key (a lost phone); `users revoke` ends all of a user's tokens."""
+    from . import accounts
+    if not _account_call(accounts.revoke_key, _open(db_path), _actor(), username, key_id):
+        raise click.UsageError(f"{username} has no key {key_id} that is not revoked")
+    click.echo(f"{username}: key {key_id} revoked")
+
+
+@main.command()
+@click.option("--type", "record_type", required=True,
+              type=click.Choice(["person", "house", "organization", "event"]))
+@click.option("--grid", "grid_code", required=True, metavar="CODE",
+              help="The grid (its overlays apply; its box bounds the location).")
+@click.option("--standards", "standards_dir", envvar="GRIDCOLLECT_STANDARDS",
+              type=click.Path(file_okay=False),
+              help="A field_standards folder (default: the bundled standards).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="The .xlsx to write (default: <type>-<grid>.xlsx).")
+@click.option("--xform", is_flag=True, help="Write the XForm (XML) phones get instead.")
+@db_option
+def xlsform(record_type, grid_code, standards_dir, out_path, xform, db_path):
+    """Export the effective standard of a grid as the XLSForm (or XForm) that ODK
+    Collect, KoboCollect and Enketo get from the server."""
+    from . import workflow
+    from .openrosa import xforms
+    from .openrosa import xlsform as builder
+    if not is_grid_code(grid_code):
+        raise click.UsageError("--grid must be a 15-digit grid code")
+    try:
+        standards = load_standards(standards_dir)
+    except StandardError as exc:
+        raise click.UsageError(str(exc)) from None
+    grid = workflow.GridCache().get(_open(db_path), grid_code)
+    if grid is None:
+        raise click.UsageError(f"no grid {grid_code} in {db_path}")
+    workbook = builder.build(standards, record_type, grid)
+    suffix = "xml" if xform else "xlsx"
+    path = out_path or f"{builder.form_id(record_type, grid_code)}.{suffix}"
+    with open(path, "wb") as handle:
+        handle.write(xforms.convert(workbook) if xform else builder.to_xlsx(workbook))
+    click.echo(f"{path}: {len(workbook['survey'])} questions, {len(workbook['choices'])} "
+               f"choices, version {workbook['settings'][0]['version']}")
+
+
 @main.command()
 @db_option
 def rebuild(db_path):

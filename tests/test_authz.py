@@ -276,6 +276,14 @@ def check_unlocked(response, world, obj, caller, client):
     assert response.json["failures_cleared"] == 0  # nobody in the world mistyped
 
 
+def check_keys(response, world, obj, caller, client):
+    assert response.json == {"items": [], "next": None}  # nobody in the world has a key
+
+
+def check_key_issued(response, world, obj, caller, client):
+    assert "/openrosa/key/" in response.json["url"] and len(response.json["key_id"]) == 12
+
+
 def check_audit(response, world, obj, caller, client):
     assert {e["action"] for e in response.json["items"]} >= {"submit", "photo_add"}
 
@@ -464,6 +472,15 @@ ROWS = [
     Row("/api/v1/users/<username>/unlock", "POST", only("200 200 404", "admin"),
         lambda world, obj: f"{API}/users/{world.users[obj]}/unlock",
         check=check_unlocked),
+    Row("/api/v1/users/<username>/openrosa-keys", "GET", only("200 200 404", "admin"),
+        lambda world, obj: f"{API}/users/{world.users[obj]}/openrosa-keys",
+        check=check_keys),
+    Row("/api/v1/users/<username>/openrosa-keys", "POST", only("201 201 404", "admin"),
+        lambda world, obj: f"{API}/users/{world.users[obj]}/openrosa-keys",
+        body=lambda world, obj, caller: {"json": {"days": 1}}, check=check_key_issued),
+    Row("/api/v1/users/<username>/openrosa-keys/<key_id>", "DELETE",
+        only("404 404 404", "admin"),  # a key nobody has: every caller learns nothing
+        lambda world, obj: f"{API}/users/{world.users[obj]}/openrosa-keys/0123456789ab"),
     # --- audit (admin) ---------------------------------------------------------------
     Row("/api/v1/audit", "GET", only(200, "admin"), no_object(f"{API}/audit"),
         check=check_audit, has_object=False),

@@ -594,6 +594,24 @@ def test_an_admin_manages_a_user_from_the_console(browse, login, client):
     assert admin.get("/console/admin/users/nobody").status_code == 404
 
 
+def test_an_admin_issues_a_phone_key_with_its_qr_code_and_revokes_it(browse, client):
+    admin = browse("admin")
+    page = admin.post("/console/admin/users/w3", {"do": "key"})
+    assert page.status_code == 200
+    url = re.search(r'<p class="mono">(http://localhost/openrosa/key/[^<]+)</p>', page.text)[1]
+    assert '<svg' in page.text and "只显示这一次" in page.text
+    parser = Inline()
+    parser.feed(page.text)
+    assert parser.found == []  # the QR code has no style attribute either
+    path = url.removeprefix("http://localhost")
+    assert client.get(path + "/formList").status_code == 200
+    key_id = re.search(r'name="key_id" value="([0-9a-f]{12})"', page.text)[1]
+    done = admin.post("/console/admin/users/w3", {"do": "revoke_key", "key_id": key_id})
+    assert "done=key_revoked" in done.headers["Location"]
+    assert client.get(path + "/formList").status_code == 401
+    assert "已撤销" in admin.get("/console/admin/users/w3").text
+
+
 def test_a_grid_file_with_a_broken_feature_is_refused_whole_with_each_problem(browse, db):
     good = {"type": "Feature", "properties": {"code": "420502003001001", "name": "新网格"},
             "geometry": {"type": "Polygon", "coordinates": [[[111.4, 30.7], [111.42, 30.7],

@@ -71,8 +71,10 @@ def world(login, app):
         "results"][0]["id"]
     moving = login("supfar").post(f"{API}/submissions/{move}/review", json={"action": "confirm"})
     assert moving.json["state"] == "awaiting_move"
+    key = login("admin").post(f"{API}/users/w3/openrosa-keys", json={})
+    assert key.status_code == 201
     return {"pending": pending, "photo": photo.json["sha256"], "release": release.json["id"],
-            "move": move}
+            "move": move, "key": key.json["key_id"]}
 
 
 # (rule, method) -> (caller, path, request kwargs) of a request that succeeds
@@ -133,6 +135,12 @@ def successes(world) -> dict:
         ("/api/v1/users/<username>/revoke-tokens", "POST"): (
             "admin", f"{API}/users/wfar/revoke-tokens", {}),
         ("/api/v1/users/<username>/unlock", "POST"): ("admin", f"{API}/users/wfar/unlock", {}),
+        ("/api/v1/users/<username>/openrosa-keys", "GET"): (
+            "admin", f"{API}/users/w3/openrosa-keys", {}),
+        ("/api/v1/users/<username>/openrosa-keys", "POST"): (
+            "admin", f"{API}/users/w3/openrosa-keys", {"json": {"days": 7}}),
+        ("/api/v1/users/<username>/openrosa-keys/<key_id>", "DELETE"): (
+            "admin", f"{API}/users/w3/openrosa-keys/{world['key']}", {}),
         ("/api/v1/audit", "GET"): ("admin", f"{API}/audit", {}),
         ("/api/v1/moves", "GET"): ("sup", f"{API}/moves", {}),
         ("/api/v1/moves/<id:submission_id>", "GET"): ("sup", f"{API}/moves/{world['move']}", {}),
@@ -142,10 +150,11 @@ def successes(world) -> dict:
 
 
 def served(app) -> set:
-    """The API's rules (the console's pages have their own table in test_console.py)."""
+    """The API's rules (the console's pages and the OpenRosa routes have their own
+    tables, in test_console.py and test_openrosa.py)."""
     return {(rule.rule, method) for rule in app.url_map.iter_rules()
             for method in rule.methods - {"HEAD", "OPTIONS"}
-            if not rule.rule.startswith("/console")}
+            if not rule.rule.startswith(("/console", "/openrosa"))}
 
 
 RULES = ["/", "/static/<path:filename>", "/api/v1/openapi.json", "/api/v1/docs",
@@ -161,7 +170,9 @@ RULES = ["/", "/static/<path:filename>", "/api/v1/openapi.json", "/api/v1/docs",
          "/api/v1/releases/<id:release_id>/tables/", "/api/v1/users",
          "/api/v1/users/<username>", "/api/v1/users/<username>/revoke-tokens",
          "/api/v1/audit", "/api/v1/moves", "/api/v1/moves/<id:submission_id>",
-         "/api/v1/docs/", "/api/v1/users/<username>/unlock"]
+         "/api/v1/docs/", "/api/v1/users/<username>/unlock",
+         "/api/v1/users/<username>/openrosa-keys",
+         "/api/v1/users/<username>/openrosa-keys/<key_id>"]
 
 
 def test_the_table_covers_every_rule_of_the_app(app, world):

@@ -149,6 +149,34 @@ class Revoked(Schema):
     revoked = fields.Integer(required=True)
 
 
+class NewKey(Schema):
+    days = fields.Integer(load_default=365, strict=True, validate=validate.Range(1, 3650),
+                          metadata={"description": "how long the key works"})
+
+
+class Key(Schema):
+    key_id = fields.String(required=True, metadata={"description": "names the key (the "
+                                                                   "start of its hash)"})
+    created_at = fields.String(required=True)
+    expires_at = fields.String(required=True)
+    revoked_at = fields.String(allow_none=True, required=True)
+
+
+class IssuedKey(Schema):
+    key_id = fields.String(required=True)
+    expires_at = fields.String(required=True)
+    url = fields.String(required=True, metadata={
+        "description": "the server URL for ODK Collect or KoboCollect: no password needed; "
+                       "shown only now"})
+    collect_settings = fields.String(required=True, metadata={
+        "description": "ODK Collect's settings for a QR code (zlib, base64 JSON)"})
+
+
+class KeyList(Schema):
+    items = fields.List(fields.Nested(Key), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
 class Unlocked(Schema):
     username = fields.String(required=True)
     failures_cleared = fields.Integer(required=True, metadata={

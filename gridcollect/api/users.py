@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+import flask
+
 from .. import accounts
-from . import ApiError, Blueprint, authenticated, current_user, db, runtime
-from .schemas import NewUser, Revoked, Unlocked, User, UserChange, UserList
+from ..openrosa import keys
+from . import ApiError, Blueprint, authenticated, current_user, db, no_content, runtime
+from .schemas import (
+    IssuedKey,
+    KeyList,
+    NewKey,
+    NewUser,
+    Revoked,
+    Unlocked,
+    User,
+    UserChange,
+    UserList,
+)
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1", description="Users (admin)")
 
@@ -87,3 +100,47 @@ class Unlock(MethodView):
         except LookupError:
             raise ApiError("not_found") from None
         return {"username": username, "failures_cleared": cleared}
+
+
+@blp.route("/users/<username>/openrosa-keys")
+class OpenRosaKeys(MethodView):
+    @authenticated("manage_users")
+    @blp.response(200, KeyList)
+    def get(self, username):
+        """The user's OpenRosa keys (URLs that sign ODK Collect in), revoked ones too."""
+        try:
+            return {"items": accounts.list_keys(db(), username), "next": None}
+        except LookupError:
+            raise ApiError("not_found") from None
+
+    @authenticated("manage_users")
+    @blp.arguments(NewKey)
+    @blp.response(201, IssuedKey)
+    def post(self, new, username):
+        """Issue a key: a server URL for ODK Collect or KoboCollect that needs no password
+        (and the settings for its QR code). Shown once; audited (``key_issue``)."""
+        try:
+            key, key_id, expires_at = accounts.issue_key(db(), current_user().username,
+                                                         username, new["days"])
+        except LookupError:
+            raise ApiError("not_found") from None
+        except accounts.AccountError as exc:
+            raise ApiError("bad_account", detail=str(exc)) from None
+        url = keys.key_url(flask.request.host_url, key)
+        return {"key_id": key_id, "expires_at": expires_at, "url": url,
+                "collect_settings": keys.collect_settings(url, f"gridcollect {username}")}
+
+
+@blp.route("/users/<username>/openrosa-keys/<key_id>")
+class OpenRosaKey(MethodView):
+    @authenticated("manage_users")
+    @blp.response(204)
+    def delete(self, username, key_id):
+        """Revoke one key (a lost phone); audited (``key_revoke``)."""
+        try:
+            revoked = accounts.revoke_key(db(), current_user().username, username, key_id)
+        except LookupError:
+            raise ApiError("not_found") from None
+        if not revoked:
+            raise ApiError("not_found")
+        return no_content(204)

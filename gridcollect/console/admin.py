@@ -6,10 +6,12 @@ import os
 import tempfile
 
 import flask
+from markupsafe import Markup
 
 from .. import accounts, clock, workflow
 from ..access import ROLES
 from ..grids import GridFileError, is_grid_code, is_prefix, read_geojson
+from ..openrosa import keys as openrosa_keys
 from ..standards import RECORD_TYPES
 from . import PageError, blp, db, page, render, runtime, t, user
 from .review import _clean, _row_id, _with
@@ -76,6 +78,17 @@ def user_page(username):
                 done = f"revoked:{accounts.revoke_tokens(db(), actor, username)}"
             elif what == "unlock":
                 done = f"unlocked:{accounts.unlock(db(), actor, username)}"
+            elif what == "key":  # shown once, on this answer: no redirect that would lose it
+                key, key_id, expires_at = accounts.issue_key(db(), actor, username)
+                url = openrosa_keys.key_url(flask.request.host_url, key)
+                payload = openrosa_keys.collect_settings(url, f"gridcollect {username}")
+                return render("console/user.html", u=found, roles=ROLES, problem=None,
+                              done=None, status=200, keys=accounts.list_keys(db(), username),
+                              issued={"url": url, "key_id": key_id, "expires_at": expires_at,
+                                      "qr": Markup(openrosa_keys.qr_svg(payload))})
+            elif what == "revoke_key":
+                accounts.revoke_key(db(), actor, username, form.get("key_id", ""))
+                done = "key_revoked"
             else:
                 raise PageError(400)
         except accounts.AccountError as exc:
@@ -86,7 +99,8 @@ def user_page(username):
             return flask.redirect(flask.url_for("console.user_page", username=username,
                                                 done=done), 303)
     return render("console/user.html", u=found, roles=ROLES, problem=problem,
-                  done=done, status=status)
+                  done=done, status=status, keys=accounts.list_keys(db(), username),
+                  issued=None)
 
 
 @blp.route("/admin/grids", methods=["GET", "POST"])

@@ -37,9 +37,21 @@ def update_user(db, username, changes: dict, now):
     db["users"].update(username, {**values, "updated_at": now})
 
 
-def insert_token(db, token_hash, username, now, expires_at):
+def insert_token(db, token_hash, username, now, expires_at, kind="session"):
     db["tokens"].insert({"token_hash": token_hash, "username": username, "created_at": now,
-                         "expires_at": expires_at, "revoked_at": None})
+                         "expires_at": expires_at, "revoked_at": None, "kind": kind})
+
+
+def list_tokens(db, username: str, kind: str) -> list:
+    return list(db.query("SELECT * FROM tokens WHERE username = ? AND kind = ?"
+                         " ORDER BY created_at", [username, kind]))
+
+
+def revoke_token_by_prefix(db, username: str, kind: str, prefix: str, now: str) -> int:
+    """Revoke the user's token of that kind whose hash starts with ``prefix`` (hex)."""
+    return db.execute("UPDATE tokens SET revoked_at = ? WHERE username = ? AND kind = ?"
+                      " AND token_hash >= ? AND token_hash < ? AND revoked_at IS NULL",
+                      [now, username, kind, prefix, prefix + "g"]).rowcount
 
 
 def user_by_token(db, token_hash: str, now: str) -> dict | None:

@@ -330,6 +330,11 @@ def _m6_area_names(db):
                " imported_at TEXT NOT NULL) WITHOUT ROWID")
 
 
+def _m7_token_kinds(db):
+    # a token is a console or API session, or an OpenRosa key (a URL for ODK Collect)
+    db.execute("ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'session'")
+
+
 MIGRATIONS = [
     (1, "accounts, grids, submissions, photos, audit", _m1_accounts_grids_submissions_audit),
     (2, "login attempts in flight", _m2_login_attempts_in_flight),
@@ -339,6 +344,7 @@ MIGRATIONS = [
     (5, "moves between grids wait for the agreement of the grid a record is in",
      _m5_moves_between_grids),
     (6, "names of districts, streets and communities", _m6_area_names),
+    (7, "kinds of tokens: sessions and OpenRosa keys", _m7_token_kinds),
 ]
 
 
