@@ -90,7 +90,7 @@ def test_the_form_list_the_forms_and_their_manifests(server):
     assert set(forms) == {f"{t}-{GRID_CODE}" for t in ("person", "house", "organization",
                                                        "event")}
     person_form = forms[f"person-{GRID_CODE}"]
-    assert person_form["version"].startswith("2026.1+420502001002.1.")  # the overlay's
+    assert person_form["version"] == "2026.1+420502001002.1"  # with the overlay's
     assert person_form["name"].startswith("实有人口")
     download = collect.get(person_form["downloadUrl"])
     assert download.status_code == 200 and download.headers["Content-Type"].startswith(
@@ -140,6 +140,8 @@ def test_a_submission_with_a_photo_is_stored_once_and_reviewed_like_any(server):
     assert "已收到" in _message(sent)
     again = collect.send(xml, photos=[("1733.jpg", JPEG)])  # the answer was lost: re-sent
     assert again.status_code == 201 and "此前已收到" in _message(again)
+    other = collect.send(instance("house", {**house, "floor": "6"}, instance_id))
+    assert other.status_code == 409 and "instanceID" in _message(other)
     api = Phone(server.url, "w3")
     mine = [s for s in api.get("/submissions?limit=100").json()["items"]
             if s["client_id"] == instance_id]

@@ -30,7 +30,8 @@ blp = flask.Blueprint("openrosa", __name__)
 NS_LIST = "http://openrosa.org/xforms/xformsList"
 NS_MANIFEST = "http://openrosa.org/xforms/xformsManifest"
 NS_RESPONSE = "http://openrosa.org/http/response"
-MAX_GRIDS = 200  # grids whose forms one form list offers (an admin sees the whole city)
+MAX_GRIDS = 50  # grids whose forms one form list offers (a worker has one or two;
+# an admin would get the whole city, and each new form costs pyxform ~0.1 s once)
 PHOTO_TYPES = (workflow.JPEG, workflow.PNG)
 
 
@@ -232,12 +233,26 @@ def submission():
         problems = "; ".join(e["message"] for e in result["errors"])
         raise Refusal(400, f"提交被拒绝，请修改后重新发送 / refused, correct and send "
                       f"again: {problems}")
+    if result["status"] == "duplicate" and not _same(item, result["id"]):
+        raise Refusal(409, f"这个 instanceID 已用于另一份内容不同的表单 / instanceID "
+                      f"{item['client_id']} was already sent with other content")
     attached = _attach(result["id"], photo_name)
     text = ("已收到，等待审核 / received, waiting for review" if result["status"] == "accepted"
             else "此前已收到 / already received")
     if attached:
         text += f" ({attached} 张照片 / photos)"
     return _message(text, 201, "submit_success", headers=accept)
+
+
+def _same(item: dict, submission_id: int) -> bool:
+    """Whether a re-sent form holds what was stored the first time (normalised as the
+    standard normalises it: the same XML sent again always does)."""
+    stored = workflow.get_submission(db(), user(), submission_id)
+    grid = runtime().grids.get(db(), item["grid_code"])
+    standard = runtime().standards.effective(item["record_type"], item["grid_code"])
+    document = standard.validate(item["data"], grid).document
+    return (stored["record_type"], stored["grid_code"], stored["data"]) == (
+        item["record_type"], item["grid_code"], document)
 
 
 def _attach(submission_id: int, photo_name: str | None) -> int:

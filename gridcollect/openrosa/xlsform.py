@@ -192,8 +192,9 @@ def parse_form_id(text: str) -> tuple | None:
 
 
 def form_version(standard) -> str:
-    """The standard's version and digest: phones update when the standard changes."""
-    return f"{standard.version}.{standard.digest[:8]}"
+    """The effective standard's version (SPEC.md section 11): phones update when it
+    changes; the form's hash changes with anything else (a grid renamed or redrawn)."""
+    return standard.version
 
 
 def to_xlsx(workbook: dict) -> bytes:
