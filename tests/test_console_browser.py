@@ -281,6 +281,14 @@ def test_an_admin_adds_a_user_and_uploads_a_grid_file_with_a_broken_feature(
     expect(page.get_by_role("status")).to_contain_text("用户 w7 已添加")
     assert Phone(server.url, "w7", password="a new worker's password").get(
         "/me").json()["scope"] == [GRID_OTHER]
+    # a key for ODK Collect, its QR code shown once
+    page.get_by_role("button", name="签发新密钥（二维码）").click()
+    expect(page.get_by_role("img", name="ODK Collect 设置二维码")).to_be_visible()
+    url = page.locator("section.card p.mono").inner_text()
+    assert "/openrosa/key/" in url
+    page.screenshot(path=shots / "key.png", full_page=True)
+    import requests
+    assert requests.get(url + "/formList", timeout=30).status_code == 200
 
     good = {"type": "Feature", "properties": {"code": "420502003001001", "name": "新建网格"},
             "geometry": {"type": "Polygon", "coordinates": [[
