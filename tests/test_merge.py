@@ -208,7 +208,7 @@ def test_submissions_confirmed_before_merging_existed_become_records(tmp_path, m
         old.execute("UPDATE submissions SET review_by = 'sup', review_at = ? || id",
                     ["2026-11-20T11:00:00.00"])
     monkeypatch.undo()
-    assert workflow.migrate(old, clock.iso(clock.now())) == [3, 4, 5, 6]
+    assert workflow.migrate(old, clock.iso(clock.now())) == [3, 4, 5, 6, 7]
     record = store.get_record(old, "person", KEY)
     assert record["version"] == 2 and record["data"]["residence_type"] == "2"
     assert old.execute("SELECT confirmed FROM monitor_areas WHERE area = ''").fetchone() == (2,)
