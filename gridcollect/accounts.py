@@ -13,7 +13,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
-from . import access, clock, logs, store
+from . import clock, logs, store
 from .access import ROLES, User
 from .grids import is_prefix
 
@@ -209,8 +209,8 @@ def issue_key(db, actor: str, username: str, days: int = 365) -> tuple:
         row = store.get_user(db, username)
         if row is None:
             raise LookupError(username)
-        if not access.allowed(User.from_row(row), "submit"):
-            raise AccountError(f"a {row['role']} does not collect: keys are for workers")
+        if row["role"] != "worker":  # a QR code photographed: at most one worker's grids
+            raise AccountError(f"keys are for workers, not a {row['role']}")
         store.insert_token(db, digest, username, at, expires_at, kind=KEY_KIND)
         store.audit(db, [(at, actor, "key_issue", "user", username,
                           {"key_id": digest[:KEY_ID], "expires_at": expires_at})])
@@ -265,8 +265,10 @@ def _throttled(db, now, window, limits: dict):
     return None
 
 
-def authenticate(db, token: str) -> User | None:
-    row = store.user_by_token(db, token_hash(token), clock.iso(clock.now()))
+def authenticate(db, token: str, kind: str = "session") -> User | None:
+    """The user of a token of that kind: a session (API bearer, console cookie) is never
+    an OpenRosa key, nor a key a session (a key is printed on a QR code for a year)."""
+    row = store.user_by_token(db, token_hash(token), clock.iso(clock.now()), kind)
     return None if row is None else User.from_row(row)
 
 

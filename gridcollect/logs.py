@@ -47,10 +47,14 @@ def redact(text: str) -> str:
     return _ID_NUMBER.sub(_mask, text)
 
 
+_KEY_URL = re.compile(r"(/openrosa/key/)[^/?]*")
+
+
 def request_target(raw_uri: str) -> str:
     """A request's path and query as they may be logged."""
     path, _, query = raw_uri.partition("?")
     path = urllib.parse.unquote(path, errors="replace")
+    path = _KEY_URL.sub(r"\1*", path)  # an OpenRosa key in a URL is a credential
     if query:
         shown = []
         for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True,

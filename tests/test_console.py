@@ -337,6 +337,7 @@ def test_reviewing_one_goes_on_to_the_next_in_the_queue(browse, login):
     response = sup.post(f"/console/submissions/{first}/review", {
         "action": "confirm", "next": str(second), "go_next": "1"})
     assert response.headers["Location"].startswith(f"/console/submissions/{second}?")
+    assert sup.get(f"/console/submissions/{second}?done=bogus").status_code == 200
     response = sup.post(f"/console/submissions/{second}/review", {"action": "reject"})
     assert "problem=note_required" in response.headers["Location"]
     assert "驳回和退回必须填写备注" in sup.get(response.headers["Location"]).text

@@ -68,9 +68,9 @@ def instance(record_type, data: dict, instance_id=None, base_version="", photo="
     """A filled-in form as Collect sends it (the element order of the XForm)."""
     fields = "".join(f"<{k}>{v}</{k}>" for k, v in data.items())
     return (f'<data xmlns:jr="http://openrosa.org/javarosa" id="{record_type}-{grid}" '
-            f'version="x"><start>2026-12-02T09:00:00.000+08:00</start>'
-            f"<end>2026-12-02T09:04:00.000+08:00</end>{fields}"
-            f"<base_version>{base_version}</base_version><photo>{photo}</photo>"
+            f'version="x"><gc_start>2026-12-02T09:00:00.000+08:00</gc_start>'
+            f"<gc_end>2026-12-02T09:04:00.000+08:00</gc_end>{fields}"
+            f"<gc_base_version>{base_version}</gc_base_version><gc_photo>{photo}</gc_photo>"
             f"<meta><instanceID>{instance_id or 'uuid:' + str(uuid.uuid4())}</instanceID>"
             f"</meta></data>")
 
@@ -104,7 +104,7 @@ def test_the_form_list_the_forms_and_their_manifests(server):
     assert binds["/data/id_number"].get("required") == "true()"
     assert "mod 11" in binds["/data/id_number"].get("constraint")
     assert binds["/data/phone"].get("required") == "true()"  # the community's overlay
-    assert "pulldata('records'" in binds["/data/base_version"].get("calculate")
+    assert "pulldata('records'" in binds["/data/gc_base_version"].get("calculate")
     # the grid's master records, for the look-up of the record to update
     Phone(server.url, "w3").post("/submissions", json={"submissions": [
         item("or-seed", person(901))]})
@@ -135,7 +135,9 @@ def test_a_submission_with_a_photo_is_stored_once_and_reviewed_like_any(server):
              "location": "30.7 111.29 0 5"}
     instance_id = "uuid:" + str(uuid.uuid4())
     xml = instance("house", house, instance_id, photo="1733.jpg")
-    sent = collect.send(xml, photos=[("1733.jpg", JPEG)])
+    broken = collect.send(xml, photos=[("1733.jpg", JPEG[:-2])])  # cut off in transit
+    assert broken.status_code == 400 and "1733.jpg" in _message(broken)
+    sent = collect.send(xml, photos=[("1733.jpg", JPEG)])  # nothing was stored: sent again
     assert sent.status_code == 201, sent.text
     assert "已收到" in _message(sent)
     again = collect.send(xml, photos=[("1733.jpg", JPEG)])  # the answer was lost: re-sent
@@ -255,6 +257,22 @@ def test_credentials_wrong_revoked_and_key_urls(server):
     assert admin.session.delete(f"{server.url}/users/w3/openrosa-keys/"
                                 f"{made.json()['key_id']}", timeout=30).status_code == 204
     assert Collect(made.json()["url"]).get("/formList").status_code == 401
+    # a key is no session, and a session no key
+    key = made.json()["url"].rsplit("/", 1)[1]
+    fresh = admin.post("/users/w3/openrosa-keys", json={}).json()
+    fresh_key = fresh["url"].rsplit("/", 1)[1]
+    assert requests.get(server.url + "/me", headers={"Authorization": f"Bearer {fresh_key}"},
+                        timeout=30).status_code == 401
+    console = requests.get(server.base + "/console/records", allow_redirects=False,
+                           cookies={"gc_session": fresh_key}, timeout=30)
+    assert console.status_code == 302 and "/console/login" in console.headers["Location"]
+    session_token = Phone(server.url, "w3").token
+    assert requests.get(f"{server.base}/openrosa/key/{session_token}/formList",
+                        timeout=30).status_code == 401
+    # and no key reaches the server's log
+    log = (server.log_path).read_text(errors="replace")
+    assert "/openrosa/key/*/formList" in log
+    assert key not in log and fresh_key not in log
     refused = admin.post("/users/sup/openrosa-keys", json={})
     assert refused.status_code == 422 and "keys are for workers" in refused.json()["message"]
 
@@ -275,3 +293,10 @@ def test_every_openrosa_answer_has_the_security_headers(server):
         assert headers["X-Frame-Options"] == "DENY"
         assert headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert headers["Cache-Control"] == "no-store"
+
+
+def test_a_key_in_a_url_is_never_logged():
+    from gridcollect.logs import request_target
+    assert request_target("/openrosa/key/AbC-d_9/forms/person-420502001002003.xml") == \
+        "/openrosa/key/*/forms/person-420502001002003.xml"
+    assert request_target("/openrosa/key/AbC?x=1") == "/openrosa/key/*?x=*"

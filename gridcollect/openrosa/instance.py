@@ -4,17 +4,19 @@ review and merge as the JSON API's.
 
 The form's id names the record type and the grid; ``meta/instanceID`` is the
 submission's ``client_id`` (a re-send is stored once); ``end`` (when the worker
-finished the form) is ``collected_at``; ``base_version`` comes from the record
+finished the form, ``gc_end``) is ``collected_at``; ``gc_base_version`` comes from the record
 look-up. Values are typed as the standard's fields are (integers, decimals, a
 space-separated select_multiple as a list, a geopoint as ``{"lat", "lon"}``); an
 answer left empty is not sent at all.
 """
 from __future__ import annotations
 
+import re
+
 import defusedxml.ElementTree as ElementTree
 
 from .. import clock
-from .xlsform import PHOTO, parse_form_id
+from .xlsform import BASE_VERSION, END, PHOTO, parse_form_id
 
 MAX_INSTANCE_BYTES = 1024 * 1024
 
@@ -46,6 +48,8 @@ def parse(xml: bytes, standards) -> dict:
     client_id = meta.get("instanceID", "")
     if not client_id:
         raise InstanceError("meta/instanceID is missing")
+    if len(client_id) > 100:  # not cut: two long ids alike in their start are two entries
+        raise InstanceError("meta/instanceID is longer than 100 characters")
     standard = standards.effective(record_type, grid_code)
     data = {}
     for name, spec in standard.fields.items():
@@ -53,14 +57,14 @@ def parse(xml: bytes, standards) -> dict:
         text = (element.text or "").strip() if element is not None else ""
         if text:
             data[name] = _typed(spec, text)
-    finished = (children["end"].text or "").strip() if "end" in children else ""
+    finished = (children[END].text or "").strip() if END in children else ""
     try:
         collected_at = clock.parse(finished) if finished else clock.now()
     except ValueError:
         raise InstanceError(f"end is not a time: {finished[:40]!r}") from None
-    base = (children["base_version"].text or "").strip() if "base_version" in children else ""
+    base = (children[BASE_VERSION].text or "").strip() if BASE_VERSION in children else ""
     photo = (children[PHOTO].text or "").strip() if PHOTO in children else ""
-    return {"client_id": client_id[:100], "record_type": record_type, "grid_code": grid_code,
+    return {"client_id": client_id, "record_type": record_type, "grid_code": grid_code,
             "action": "upsert", "data": data, "collected_at": collected_at,
             "base_version": int(base) if base.isascii() and base.isdigit() else None,
             "replaces": None, "photo": photo or None,
@@ -71,12 +75,14 @@ def _typed(spec, text: str):
     """The value as the standard's type holds it; text the standard will refuse with
     its own message when it is not one (``type``)."""
     kind = spec.type
-    try:
-        if kind == "integer":
-            return int(text)
-        if kind in ("number", "float"):
-            return float(text)
-    except ValueError:
+    if kind in ("integer", "number", "float"):
+        try:  # ASCII as XForms write numbers: not "１２", "1_000" or "nan"
+            if kind == "integer" and re.fullmatch(r"-?[0-9]{1,18}", text):
+                return int(text)
+            if kind != "integer" and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+                return float(text)
+        except ValueError:
+            pass
         return text
     if kind == "boolean":
         return {"true": True, "false": False}.get(text, text)

@@ -102,10 +102,10 @@ def signed_in(view):
     @functools.wraps(view)
     def wrapper(*args, key=None, **kwargs):
         if key is not None:
-            user = accounts.authenticate(db(), key)
+            user = accounts.authenticate(db(), key, accounts.KEY_KIND)
             if user is None:
                 raise Refusal(401, "这个链接已失效，请向管理员索取新的 / this link was revoked "
-                              "or has expired: ask for a new one")
+                              "or has expired: ask for a new one", CHALLENGE)
         else:
             user = _basic_user()
         if not access.allowed(user, "submit"):
@@ -224,6 +224,7 @@ def submission():
         raise Refusal(400, f"无法读取表单 / {exc}") from None
     photo_name = item.pop("photo")
     item.pop("deprecated")
+    photos = _photos(photo_name)  # checked before anything is stored
     rt = runtime()
     [result] = workflow.submit(db(), rt.standards, rt.grids, user(), [item], rt.collect_window)
     if result["status"] == "forbidden":
@@ -236,7 +237,7 @@ def submission():
     if result["status"] == "duplicate" and not _same(item, result["id"]):
         raise Refusal(409, f"这个 instanceID 已用于另一份内容不同的表单 / instanceID "
                       f"{item['client_id']} was already sent with other content")
-    attached = _attach(result["id"], photo_name)
+    attached = _attach(result["id"], photos)
     text = ("已收到，等待审核 / received, waiting for review" if result["status"] == "accepted"
             else "此前已收到 / already received")
     if attached:
@@ -255,9 +256,12 @@ def _same(item: dict, submission_id: int) -> bool:
         item["record_type"], item["grid_code"], document)
 
 
-def _attach(submission_id: int, photo_name: str | None) -> int:
-    """The form's photo (and any other image sent with it), stored like the API's."""
-    count = 0
+def _photos(photo_name: str | None) -> list:
+    """``[(content, type)]`` of the images sent with the form. The form's own photo
+    must be a whole JPEG or PNG: refused before the entry is stored, so that sending
+    it again, fixed, can still succeed; other attachments that are not images are
+    ignored."""
+    found = []
     for name, upload in flask.request.files.items(multi=True):
         if name == "xml_submission_file":
             continue
@@ -268,6 +272,14 @@ def _attach(submission_id: int, photo_name: str | None) -> int:
                 raise Refusal(400, f"照片 {name} 不是完整的 JPEG 或 PNG 文件 / the photo "
                               f"{name} is not a whole JPEG or PNG")
             continue
+        found.append((content, kind))
+    return found
+
+
+def _attach(submission_id: int, photos: list) -> int:
+    """The form's photos, stored like the API's."""
+    count = 0
+    for content, kind in photos:
         try:
             workflow.attach_photo(db(), user(), runtime().photo_dir, submission_id, content,
                                   kind)

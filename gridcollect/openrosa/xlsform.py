@@ -23,10 +23,12 @@ MAX_CHOICES = 400  # a longer code table (GB/T 2260's 6,885 regions) is typed, n
 # GB 11643: weights of the first 17 digits, and the check character of the sum mod 11
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
-MOBILE = "^1[3-9][0-9]{9}$"
-PHONE = "^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$"
-META = ("base_version", "photo", "start", "end", "meta", "instanceID", "grid_code")
-PHOTO = "photo"  # the image question every form ends with (not a field of the standard)
+# typed as people type them (spaces, dashes, +86): the server normalises the same way
+MOBILE = "^(\\+?86)?1[3-9][0-9]{9}$"
+PHONE = "^(\\+?86)?(1[3-9][0-9]{9}|0[0-9]{9,11})$"
+AS_TYPED = "translate(., ' -', '')"
+# the form's own questions, named so that no field of a standard can be one of them
+START, END, BASE_VERSION, PHOTO = "gc_start", "gc_end", "gc_base_version", "gc_photo"
 
 
 def gb11643_constraint() -> str:
@@ -127,10 +129,10 @@ def _question(spec, standard, standards, grid) -> tuple:
             constraints.append(gb11643_constraint())
             code = "checksum"
         if "mobile" in checks:
-            constraints.append(f"regex(., '{MOBILE}')")
+            constraints.append(f"regex({AS_TYPED}, '{MOBILE}')")
             code = "mobile"
         if "phone" in checks:
-            constraints.append(f"regex(., '{PHONE}')")
+            constraints.append(f"regex({AS_TYPED}, '{PHONE}')")
             code = "phone"
         if "house_code_in_grid" in checks and grid is not None:
             constraints.append(f"substr(., 0, 15) = '{grid.code}'")
@@ -152,14 +154,14 @@ def build(standards, record_type: str, grid, lookup: bool = True) -> dict:
     its current version as ``base_version``, so a change made meanwhile is a conflict
     for the supervisor, never silently overwritten."""
     standard = standards.effective(record_type, grid.code)
-    survey = [{"type": "start", "name": "start"}, {"type": "end", "name": "end"}]
+    survey = [{"type": "start", "name": START}, {"type": "end", "name": END}]
     lists = {}
     for spec in standard.fields.values():
         row, needed = _question(spec, standard, standards, grid)
         survey.append(row)
         lists.update(needed)
     if lookup and standard.natural_key:
-        survey.append({"type": "calculate", "name": "base_version", "calculation":
+        survey.append({"type": "calculate", "name": BASE_VERSION, "calculation":
                        f"pulldata('records', 'version', 'key', ${{{standard.natural_key}}})"})
     survey.append({"type": "image", "name": PHOTO, "parameters": "max-pixels=1600",
                    **_labels("label", "现场照片（可选）", "Photo (optional)")})
@@ -175,7 +177,7 @@ def build(standards, record_type: str, grid, lookup: bool = True) -> dict:
     settings = [{"form_title": f"{standard.label_zh} · {grid.name}",
                  "form_id": form_id(record_type, grid.code),
                  "version": form_version(standard), "default_language": ZH,
-                 "instance_name": f"concat('{record_type}', ' ', ${{end}})"}]
+                 "instance_name": f"concat('{record_type}', ' ', ${{{END}}})"}]
     return {"survey": survey, "choices": choices, "settings": settings}
 
 

@@ -54,11 +54,11 @@ def revoke_token_by_prefix(db, username: str, kind: str, prefix: str, now: str) 
                       [now, username, kind, prefix, prefix + "g"]).rowcount
 
 
-def user_by_token(db, token_hash: str, now: str) -> dict | None:
+def user_by_token(db, token_hash: str, now: str, kind: str = "session") -> dict | None:
     rows = db.query("""
         SELECT users.* FROM tokens JOIN users USING (username)
-        WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND NOT disabled""",
-                    [token_hash, now])
+        WHERE token_hash = ? AND kind = ? AND revoked_at IS NULL AND expires_at > ?
+          AND NOT disabled""", [token_hash, kind, now])
     return _user(next(rows, None))
 
 
