@@ -117,3 +117,16 @@ def test_javarosa_refuses_what_the_server_refuses(standards, grid, javarosa, tmp
     assert engine == server
     assert sum(map(bool, server)) >= len(corpus) - 2  # the corpus is mostly refusals
     assert not server[0] and not engine[0]  # and the first record is valid on both sides
+
+
+def test_the_forms_check_character_is_the_servers():
+    """The XPath constraint's weights and characters (xlsform.ID_WEIGHTS, ID_CHECK)
+    give ISO 7064 MOD 11-2 as python-stdnum computes it for the server."""
+    import random
+
+    from gridcollect.ids import id_check_character
+    chooser = random.Random(11643)
+    for _ in range(2000):
+        body = "".join(chooser.choice("0123456789") for _ in range(17))
+        total = sum(int(c) * w for c, w in zip(body, xlsform.ID_WEIGHTS))
+        assert xlsform.ID_CHECK[total % 11] == id_check_character(body + "?")  # 18 chars
