@@ -42,6 +42,17 @@ def roots(user: access.User) -> list:
     return _roots(user, None)
 
 
+def region_namer(standards):
+    """``region_name`` for ``areas``: a district's GB/T 2260 name."""
+    codes = standards.code_tables["gb_t_2260"].codes
+
+    def region_name(code: str):
+        entry = codes.get(code)
+        return entry.label if entry else None
+
+    return region_name
+
+
 def areas(db, user: access.User, *, under=None, level="grid", limit=100, after=None,
           region_name=None) -> list:
     """Figures per area of ``level`` under ``under`` (or the caller's scope), in code

@@ -24,17 +24,12 @@ class Areas(MethodView):
             rows = monitor.areas(db(), current_user(), under=args.get("under"),
                                  level=args["level"], limit=args["limit"] + 1,
                                  after=cursor_value(args, "area"),
-                                 region_name=_region_name)
+                                 region_name=monitor.region_namer(runtime().standards))
         except monitor.NotFound:
             raise ApiError("not_found") from None
         except monitor.BadLevel:
             raise ApiError("bad_query", detail="level is coarser than the prefix") from None
         return page(rows, args["limit"], lambda row: row["code"])
-
-
-def _region_name(code: str):
-    entry = runtime().standards.code_tables["gb_t_2260"].codes.get(code)
-    return entry.label if entry else None
 
 
 @blp.route("/monitor/fields")

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import urllib.parse
 
 import flask
@@ -128,16 +129,32 @@ def render(template: str, status: int = 200, **context):
     return flask.make_response(flask.render_template(template, **context), status)
 
 
+def with_args(url: str, **changes) -> str:
+    """A path of this site with some query arguments changed (None drops one)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k not in changes]
+    query += [(k, str(v)) for k, v in changes.items() if v is not None]
+    encoded = urllib.parse.urlencode(query)
+    return parts.path + ("?" + encoded if encoded else "")
+
+
 def url_with(**changes) -> str:
-    """This page's URL with some query arguments changed (None drops one)."""
-    args = flask.request.args.to_dict(flat=False)
-    for key, value in changes.items():
-        if value is None:
-            args.pop(key, None)
-        else:
-            args[key] = [value]
-    query = urllib.parse.urlencode(args, doseq=True)
-    return flask.request.path + ("?" + query if query else "")
+    """This page's URL with some query arguments changed."""
+    return with_args(flask.request.full_path, **changes)
+
+
+def row_id(text) -> int | None:
+    """A row id given as ASCII digits; None for anything else."""
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 \
+        else None
+
+
+def clean(text: str | None) -> str:
+    """A filter as typed: full-width digits and stray spaces are what a phone or an
+    input method gives, and mean the same."""
+    return unicodedata.normalize("NFKC", text or "").strip()
+
 
 
 def may(permission: str) -> bool:

@@ -13,15 +13,14 @@ from ..access import ROLES
 from ..grids import GridFileError, is_grid_code, is_prefix, read_geojson
 from ..openrosa import keys as openrosa_keys
 from ..standards import RECORD_TYPES
-from . import PageError, blp, db, page, render, runtime, t, user
-from .review import _clean, _row_id, _with
+from . import PageError, blp, clean, db, page, render, row_id, runtime, t, user, with_args
 from .values import label
 
 ROWS = 100
 
 
 def _scope(text: str) -> list:
-    return _clean(text).replace(",", " ").replace("，", " ").split()
+    return clean(text).replace(",", " ").replace("，", " ").split()
 
 
 @blp.route("/admin/users", methods=["GET", "POST"])
@@ -30,7 +29,7 @@ def users():
     message, problem, status = None, None, 200
     form = flask.request.form
     if flask.request.method == "POST":
-        username = _clean(form.get("username"))
+        username = clean(form.get("username"))
         try:
             if accounts.get_user(db(), username) is not None:
                 raise accounts.AccountError(t("users.exists"))
@@ -123,7 +122,7 @@ def grids():
                 else:
                     imported = workflow.import_grids(db(), user().username, cells,
                                                      area_names, name)
-    under = _clean(flask.request.args.get("under"))
+    under = clean(flask.request.args.get("under"))
     after = flask.request.args.get("after")
     rows = workflow.list_grids(db(), user(), under=under if is_prefix(under) else None,
                                after=after if is_grid_code(after) else None,
@@ -138,7 +137,7 @@ def grids():
 @page("manage_grids")
 def standards():
     rt = runtime()
-    grid = _clean(flask.request.args.get("grid"))
+    grid = clean(flask.request.args.get("grid"))
     if grid and not is_prefix(grid):
         raise PageError(404)
     shown = []
@@ -162,18 +161,18 @@ AUDIT_FILTERS = ("actor", "action", "object_type", "object_id")
 @page("read_audit")
 def audit():
     args = flask.request.args
-    filters = {k: _clean(args.get(k)) for k in AUDIT_FILTERS if _clean(args.get(k))}
-    since = _clean(args.get("since"))
+    filters = {k: clean(args.get(k)) for k in AUDIT_FILTERS if clean(args.get(k))}
+    since = clean(args.get("since"))
     problem = None
     if since:
         try:
             filters["since"] = clock.canonical(since)
         except ValueError:
             problem = "since"
-    rows = workflow.audit_log(db(), before_id=_row_id(args.get("before")), limit=ROWS + 1,
+    rows = workflow.audit_log(db(), before_id=row_id(args.get("before")), limit=ROWS + 1,
                               **filters) if problem is None else []
     more = len(rows) > ROWS
     rows = rows[:ROWS]
     return render("console/audit.html", rows=rows, problem=problem, since=since,
-                  next_url=_with(flask.request.full_path, before=rows[-1]["id"])
+                  next_url=with_args(flask.request.full_path, before=rows[-1]["id"])
                   if more else None)

@@ -13,11 +13,6 @@ MAP_LIMIT = 5000  # grids drawn at once (a city of 2,200 fits)
 ROWS = 500
 
 
-def _region_name(code: str):
-    entry = runtime().standards.code_tables["gb_t_2260"].codes.get(code)
-    return entry.label if entry else None
-
-
 def _under(text) -> str | None:
     """The area asked for; None when the caller's whole scope is meant."""
     if text in (None, ""):
@@ -37,15 +32,16 @@ def monitor_page():
         under = roots[0]
     colour_by = "oldest" if args.get("colour") == "oldest" else "backlog"
     length = len(under) if under else 0
+    names = monitor.region_namer(runtime().standards)
     try:
         here = monitor.areas(db(), user(), under=under, level=LEVEL_OF[length], limit=1,
-                             region_name=_region_name)[:1] if under else []
+                             region_name=names)[:1] if under else []
         level = NEXT_LEVEL.get(length) or (
             LEVEL_OF[max(len(r) for r in roots)] if under is None else None)
         rows = []
         if level is not None:
             rows = monitor.areas(db(), user(), under=under, level=level, limit=ROWS,
-                                 region_name=_region_name)
+                                 region_name=names)
         elif here:
             rows = here  # a grid: its own figures, with its workers
         grids = workflow.list_grids(db(), user(), under=under, limit=MAP_LIMIT)

@@ -4,7 +4,6 @@ library, nothing for the browser to run. The templates draw what these return
 from __future__ import annotations
 
 import datetime
-import json
 import math
 
 import numpy
@@ -165,7 +164,3 @@ def point_of(location) -> tuple | None:
         if isinstance(lon, (int, float)) and isinstance(lat, (int, float)):
             return float(lon), float(lat)
     return None
-
-
-def geometry_json(row) -> dict | None:
-    return json.loads(row["geometry"]) if row and row.get("geometry") else None

@@ -6,8 +6,7 @@ import flask
 
 from .. import access, errors, records
 from ..standards import RECORD_TYPES
-from . import PageError, blp, db, page, render, runtime, user
-from .review import _clean
+from . import PageError, blp, clean, db, page, render, runtime, user
 from .values import label, shown
 
 ROWS = 50
@@ -30,13 +29,13 @@ def records_page():
     fields = rt.standards.all_fields(record_type)
     masking = access.masking(user(), fields)
     key_field = rt.standards.effective(record_type).natural_key
-    key = _clean(args.get("key"))
+    key = clean(args.get("key"))
     key_clear = key_field is None or masking.view(key_field) == access.CLEAR
     if key and key_field:  # a masked key is no way in: not even kept in the URL
         return flask.redirect(flask.url_for("console.record", record_type=record_type,
                                             key=key) if key_clear else
                               flask.url_for("console.records_page", type=record_type))
-    field, value = args.get("field") or "", _clean(args.get("value"))
+    field, value = args.get("field") or "", clean(args.get("value"))
     problem = None
     refused = args.get("refused")
     if refused in ("unknown_filter", "masked_filter", "bad_filter_value", "unfilterable"):

@@ -8,8 +8,7 @@ import flask
 
 from .. import access, releases, workflow
 from ..standards import RECORD_TYPES
-from . import PageError, blp, db, page, render, runtime, user
-from .review import _row_id
+from . import PageError, blp, db, page, render, row_id, runtime, user
 
 log = logging.getLogger("gridcollect")
 ROWS = 50
@@ -36,7 +35,7 @@ def releases_page():
                                       rt.release_dir)
             return flask.redirect(flask.url_for("console.release", release_id=created["id"],
                                                 created=1), 303)
-    before = _row_id(flask.request.args.get("before"))
+    before = row_id(flask.request.args.get("before"))
     rows = releases.list_ready(db(), ROWS + 1, before)
     more = len(rows) > ROWS
     rows = rows[:ROWS]

@@ -2,29 +2,21 @@
 from __future__ import annotations
 
 import datetime
-import unicodedata
-
 import flask
 
 from .. import access, clock, merge, records, workflow
 from ..grids import is_prefix
 from ..standards import RECORD_TYPES
-from . import PageError, blp, db, page, pictures, render, runtime, user
+from . import PageError, blp, clean, db, page, pictures, render, row_id, runtime, user, with_args
 from .values import field_rows
 
 PAGE = 100  # a supervisor's screenful; the next page continues after the last id
 
 
-def _clean(text: str | None) -> str:
-    """A filter as typed: full-width digits and stray spaces are what a phone or an
-    input method gives, and mean the same."""
-    return unicodedata.normalize("NFKC", text or "").strip()
-
-
 def queue_filters(args) -> tuple:
     """``(filters for workflow.review_queue, {argument: problem})`` from the query."""
     filters, problems = {}, {}
-    grid = _clean(args.get("grid"))
+    grid = clean(args.get("grid"))
     if grid:
         if is_prefix(grid):
             filters["grid"] = grid
@@ -33,11 +25,11 @@ def queue_filters(args) -> tuple:
     record_type = args.get("record_type") or ""
     if record_type in RECORD_TYPES:
         filters["record_type"] = record_type
-    worker = _clean(args.get("worker"))
+    worker = clean(args.get("worker"))
     if worker:
         filters["worker"] = worker
     for name, key, shift in (("since", "since", 0), ("until", "until", 1)):
-        text = _clean(args.get(name))
+        text = clean(args.get(name))
         if not text:
             continue
         try:
@@ -50,11 +42,6 @@ def queue_filters(args) -> tuple:
     return filters, problems
 
 
-def _row_id(text) -> int | None:
-    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 \
-        else None
-
-
 @blp.route("/queue")
 @page("review")
 def queue():
@@ -63,13 +50,12 @@ def queue():
     states = [s for s in args.getlist("state") if s in workflow.QUEUE_STATES] \
         or list(workflow.QUEUE_STATES)
     newest = args.get("order") == "newest"
-    rows = workflow.review_queue(db(), user(), limit=PAGE + 1, after_id=_row_id(
+    rows = workflow.review_queue(db(), user(), limit=PAGE + 1, after_id=row_id(
         args.get("after")), newest_first=newest, states=tuple(states), **filters)
     counts = workflow.queue_counts(db(), user(), **filters)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
-    standards = runtime().standards
-    return render("console/queue.html", rows=[_summary(standards, r) for r in rows],
+    return render("console/queue.html", rows=[_summary(r) for r in rows],
                   counts=counts, problems=problems, states=states, more=more,
                   next_after=rows[-1]["id"] if more else None, newest=newest,
                   record_types=RECORD_TYPES, all_states=workflow.QUEUE_STATES,
@@ -77,14 +63,14 @@ def queue():
 
 
 def _done(args):
-    reviewed, skipped = _row_id(args.get("reviewed")), _row_id(args.get("skipped"))
+    reviewed, skipped = row_id(args.get("reviewed")), row_id(args.get("skipped"))
     return None if reviewed is None else {"reviewed": reviewed, "skipped": skipped or 0}
 
 
 SUMMARY_FIELDS = ("name", "address", "description")
 
 
-def _summary(standards, submission) -> dict:
+def _summary(submission) -> dict:
     data = submission["data"]
     text = next((str(data[f]) for f in SUMMARY_FIELDS if data.get(f)), "")
     return {**submission, "summary": text[:60] + ("…" if len(text) > 60 else "")}
@@ -96,35 +82,27 @@ def _back(target: str | None) -> str:
     return flask.url_for("console.queue")
 
 
-def _with(url: str, **values) -> str:
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in values]
-    query += [(k, str(v)) for k, v in values.items() if v is not None]
-    return urlunsplit(("", "", parts.path, urlencode(query), ""))
-
-
 @blp.route("/queue/review", methods=["POST"])
 @page("review")
 def review_selected():
     form = flask.request.form
     back = _back(form.get("back"))
-    ids = [_row_id(v) for v in form.getlist("id")]
+    ids = [row_id(v) for v in form.getlist("id")]
     ids = list(dict.fromkeys(i for i in ids if i is not None))[:workflow.MAX_BATCH]
     action = form.get("action")
     if action not in workflow.REVIEW_ACTIONS:
         raise PageError(400)
     if not ids:
-        return flask.redirect(_with(back, problem="none_selected", reviewed=None), 303)
+        return flask.redirect(with_args(back, problem="none_selected", reviewed=None), 303)
     try:
         results = workflow.review_many(db(), user(), ids, action, form.get("note"),
                                        force=False)
     except workflow.NoteRequired:
-        return flask.redirect(_with(back, problem="note_required", reviewed=None), 303)
+        return flask.redirect(with_args(back, problem="note_required", reviewed=None), 303)
     except workflow.BadNote:
         raise PageError(400) from None
     reviewed = sum(r["status"] == "reviewed" for r in results)
-    return flask.redirect(_with(back, reviewed=reviewed, skipped=len(results) - reviewed,
+    return flask.redirect(with_args(back, reviewed=reviewed, skipped=len(results) - reviewed,
                                 problem=None, after=None), 303)
 
 
@@ -190,18 +168,18 @@ def review_one(submission_id):
     except workflow.NotFound:
         raise PageError(404) from None
     except workflow.NoteRequired:
-        return flask.redirect(_with(here, problem="note_required"), 303)
+        return flask.redirect(with_args(here, problem="note_required"), 303)
     except workflow.BadNote:
         raise PageError(400) from None
     except workflow.NotPending as exc:
-        return flask.redirect(_with(here, problem="needs_force" if exc.state == "conflict"
+        return flask.redirect(with_args(here, problem="needs_force" if exc.state == "conflict"
                                     else "not_pending"), 303)
-    next_id = _row_id(form.get("next"))
+    next_id = row_id(form.get("next"))
     if next_id is not None and form.get("go_next") == "1":
         return flask.redirect(flask.url_for("console.submission", submission_id=next_id,
                                             done=reviewed["state"], previous=submission_id),
                               303)
-    return flask.redirect(_with(here, done=reviewed["state"]), 303)
+    return flask.redirect(with_args(here, done=reviewed["state"]), 303)
 
 
 @blp.route("/submissions/<id:submission_id>/photos/<sha256>")
@@ -223,7 +201,7 @@ def photo(submission_id, sha256):
 @blp.route("/moves")
 @page("review")
 def moves():
-    rows = workflow.list_moves(db(), user(), PAGE + 1, _row_id(flask.request.args.get("after")))
+    rows = workflow.list_moves(db(), user(), PAGE + 1, row_id(flask.request.args.get("after")))
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     return render("console/moves.html", rows=rows, next_after=rows[-1]["id"] if more else None,
@@ -243,9 +221,9 @@ def decide_move(submission_id):
     except workflow.NotFound:
         raise PageError(404) from None
     except workflow.NoteRequired:
-        return flask.redirect(_with(back, problem="note_required"), 303)
+        return flask.redirect(with_args(back, problem="note_required"), 303)
     except workflow.BadNote:
         raise PageError(400) from None
     except workflow.NotOpen:
-        return flask.redirect(_with(back, problem="decided"), 303)
-    return flask.redirect(_with(back, done=decided["state"]), 303)
+        return flask.redirect(with_args(back, problem="decided"), 303)
+    return flask.redirect(with_args(back, done=decided["state"]), 303)

@@ -296,8 +296,7 @@ def _routes():
                                 ("/forms/<form>/manifest", manifest, ["GET"]),
                                 ("/forms/<form>/records.csv", media, ["GET"]),
                                 ("/submission", submission, ["HEAD", "POST"])):
-        name = {"form_list": "form_list", "form": "form", "manifest": "manifest",
-                "media": "media", "submission": "submission"}[view.__name__]
+        name = view.__name__
         wrapped = signed_in(view)
         blp.add_url_rule("/openrosa" + rule, name, wrapped, methods=methods)
         blp.add_url_rule("/openrosa/key/<key>" + rule, name + "_by_key", wrapped,

@@ -1,6 +1,9 @@
 """Reading the monitoring figures (kept by the triggers of ``migrations``)."""
 from __future__ import annotations
 
+from .base import _scope_sql
+from .migrations import STATE_COLUMNS
+
 
 def monitor_areas(db, prefix: str, length: int, after=None, limit=100) -> list:
     """The figures of areas of one level (code ``length``) under ``prefix``."""
@@ -82,8 +85,6 @@ def submissions_per_day(db, prefixes, since: str) -> list:
     (state, grid_code, received_at) reads only the days asked for: the loops are
     forced in that order (CROSS JOIN), and ``+g.code`` keeps SQLite from turning the
     grid range into a range over the whole state instead."""
-    from .base import _scope_sql
-    from .migrations import STATE_COLUMNS
     scope, params = _scope_sql("g.code", prefixes)
     states = ", ".join(f"('{state}')" for state in STATE_COLUMNS)
     return sorted(db.execute(
